@@ -1,0 +1,321 @@
+"""Idempotent event consumers: inbox, retries with backoff, dead letters and replay.
+
+A consumer applies a polled batch in one transaction that also records each event id in the
+inbox; only after that commit does it commit the Kafka offsets. A redelivered event finds its id in
+the inbox and changes nothing. When a batch fails, its events are retried one by one with backoff;
+one that keeps failing — or whose type version the service does not know — is recorded as a dead
+letter (listed and replayable through the admin API) and sent to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from crmkit import context, metrics
+from crmkit.db import KitTables, utcnow
+from crmkit.events import Envelope
+from crmkit.kafka import ensure_topics, make_consumer
+from crmkit.outbox import write_outbox_row
+from crmkit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, Envelope], None]
+
+
+class UnsupportedEvent(Exception):
+    """An event this consumer cannot apply whatever the retries (unknown version, bad payload)."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A handler for one event type and the payload versions it understands."""
+
+    event_type: str
+    versions: frozenset[int]
+    handler: Handler
+
+
+@dataclass
+class HandlerRegistry:
+    """The event types a consumer applies, declared in a service's ``handlers.py``."""
+
+    streams: set[str] = field(default_factory=set)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+
+    def on(self, stream: str, event_type: str, versions: Iterable[int] = (1,)) -> Callable[
+        [Handler], Handler
+    ]:
+        """Register a handler for ``event_type`` published on ``stream`` (the producing service)."""
+
+        def register(fn: Handler) -> Handler:
+            self.streams.add(stream)
+            self.subscriptions[event_type] = Subscription(event_type, frozenset(versions), fn)
+            return fn
+
+        return register
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """What a consumer needs of a Kafka record (also rebuilt from a stored dead letter)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class EventApplier:
+    """Applies events to a service database through the inbox; shared by consumer and replay."""
+
+    def __init__(self, service: str, consumer_name: str, registry: HandlerRegistry,
+                 tables: KitTables, session_factory: sessionmaker[Session],
+                 dead_letter_topic: str) -> None:
+        self.service = service
+        self.name = consumer_name
+        self.registry = registry
+        self.tables = tables
+        self.session_factory = session_factory
+        self.dead_letter_topic = dead_letter_topic
+
+    def apply(self, session: Session, record: RawRecord) -> bool:
+        """Apply one record in the session's transaction. False when it was a duplicate."""
+        try:
+            envelope = Envelope.from_bytes(record.value)
+        except (ValidationError, ValueError) as exc:
+            raise UnsupportedEvent(f"not a valid event envelope: {exc}") from exc
+        subscription = self.registry.subscriptions.get(envelope.type)
+        if subscription is None:
+            return True  # a type this service does not keep: nothing to do, nothing to remember
+        inbox = self.tables.inbox
+        seen = session.execute(
+            select(inbox.c.event_id).where(
+                inbox.c.consumer == self.name, inbox.c.event_id == str(envelope.id)
+            )
+        ).first()
+        if seen is not None:
+            metrics.EVENTS_DUPLICATE.labels(self.service, self.name).inc()
+            return False
+        if envelope.version not in subscription.versions:
+            raise UnsupportedEvent(
+                f"{envelope.type} version {envelope.version} is not handled "
+                f"(known: {sorted(subscription.versions)})"
+            )
+        with _event_context(envelope):
+            subscription.handler(session, envelope)
+        session.execute(
+            insert(inbox).values(
+                consumer=self.name, event_id=str(envelope.id), event_type=envelope.type,
+                processed_at=utcnow(), outcome="applied",
+            )
+        )
+        metrics.EVENTS_PROCESSED.labels(self.service, self.name, envelope.type).inc()
+        return True
+
+    def apply_batch(self, records: list[RawRecord]) -> None:
+        """All records in one transaction (the fast path)."""
+        with self.session_factory() as session, session.begin():
+            for record in records:
+                self.apply(session, record)
+
+    def apply_with_retries(self, record: RawRecord, max_attempts: int, backoff_s: float,
+                           stop: threading.Event | None = None) -> None:
+        """One record in its own transaction, retried; dead-lettered when it keeps failing."""
+        reason = ""
+        for attempt in range(1, max_attempts + 1):
+            try:
+                with self.session_factory() as session, session.begin():
+                    self.apply(session, record)
+                return
+            except UnsupportedEvent as exc:
+                self.dead_letter(record, str(exc), attempt)
+                return
+            except IntegrityError:
+                # Another replica applied the same event concurrently: the inbox key held.
+                metrics.EVENTS_DUPLICATE.labels(self.service, self.name).inc()
+                return
+            except Exception as exc:
+                metrics.EVENTS_FAILED.labels(self.service, self.name).inc()
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("event at %s/%d@%d failed (attempt %d/%d): %s", record.topic,
+                            record.partition, record.offset, attempt, max_attempts, reason)
+                if attempt < max_attempts:
+                    delay = backoff_s * (2 ** (attempt - 1))
+                    if stop is not None and stop.wait(delay):
+                        raise
+                    if stop is None:
+                        time.sleep(delay)
+        self.dead_letter(record, reason, max_attempts)
+
+    def dead_letter(self, record: RawRecord, reason: str, attempts: int) -> None:
+        """Keep the event for listing and replay and publish it to the dead-letter topic."""
+        event_id, event_type, key = _peek(record.value)
+        dead = self.tables.dead_letters
+        with self.session_factory() as session, session.begin():
+            if event_id is not None and session.execute(
+                select(dead.c.id).where(dead.c.consumer == self.name, dead.c.event_id == event_id)
+            ).first():
+                return
+            session.execute(
+                insert(dead).values(
+                    consumer=self.name, event_id=event_id, event_type=event_type,
+                    topic=record.topic, partition=record.partition, offset=record.offset,
+                    payload=record.value.decode("utf-8", "replace"), reason=reason[:4000],
+                    attempts=attempts, created_at=utcnow(),
+                )
+            )
+            write_outbox_row(
+                session, self.tables, self.dead_letter_topic, key, _new_id(), "dead_letter",
+                {"consumer": self.name, "reason": reason[:4000], "attempts": attempts,
+                 "source_topic": record.topic, "partition": record.partition,
+                 "offset": record.offset, "event_id": event_id, "event_type": event_type,
+                 "payload": record.value.decode("utf-8", "replace")},
+            )
+        metrics.EVENTS_DEAD_LETTERED.labels(self.service, self.name).inc()
+        log.error("event %s (%s) dead-lettered by %s: %s", event_id, event_type, self.name,
+                  reason)
+
+
+class EventConsumer:
+    """One Kafka consumer in a consumer group, on its own thread (kafka-python is not thread-safe)."""
+
+    def __init__(self, applier: EventApplier, settings: ServiceSettings, group_id: str) -> None:
+        self.applier = applier
+        self.settings = settings
+        self.group_id = group_id
+        self.ready = threading.Event()
+        self.applied = 0
+        self._consumer: KafkaConsumer | None = None
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self.settings.kafka.topic(s) for s in self.applier.registry.streams)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, surviving broker and database outages."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if self._consumer is None:
+                    topics = self.topics
+                    # Create what we read with the configured partitions before anyone else can
+                    # make the broker auto-create it with its own count.
+                    ensure_topics(self.settings.kafka, topics)
+                    self._consumer = make_consumer(
+                        self.settings.kafka, f"{self.applier.name}", self.group_id
+                    )
+                    self._consumer.subscribe(topics)
+                self._poll_once(stop)
+                backoff = 0.5
+            except Exception as exc:
+                log.warning("consumer %s error: %r", self.applier.name, exc)
+                self._close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._close()
+
+    def _poll_once(self, stop: threading.Event) -> None:
+        assert self._consumer is not None
+        # Short poll timeouts make kafka-python drop successful joins: poll for at least 1 s.
+        polled = self._consumer.poll(timeout_ms=1000, max_records=500)
+        if self._consumer.assignment():
+            self.ready.set()
+        if not polled:
+            return
+        for tp, messages in polled.items():
+            records = [RawRecord(m.topic, m.partition, m.offset, m.value) for m in messages]
+            try:
+                self.applier.apply_batch(records)
+            except Exception:
+                for record in records:
+                    self.applier.apply_with_retries(
+                        record, self.settings.consumer_max_attempts,
+                        self.settings.consumer_retry_backoff_s, stop,
+                    )
+            self.applied += len(records)
+            self._consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(self.applier.service, self.applier.name,
+                                            tp.topic).set(max(0, highwater - records[-1].offset - 1))
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:
+                log.debug("consumer close failed", exc_info=True)
+            self._consumer = None
+
+
+@contextmanager
+def _event_context(envelope: Envelope) -> Iterator[None]:
+    tokens = (
+        context.correlation_id.set(envelope.correlation_id or str(envelope.id)),
+        context.causation_id.set(str(envelope.id)),
+    )
+    try:
+        yield
+    finally:
+        context.correlation_id.reset(tokens[0])
+        context.causation_id.reset(tokens[1])
+
+
+def _peek(raw: bytes) -> tuple[str | None, str | None, str | None]:
+    try:
+        value: Any = json.loads(raw)
+        return (str(value.get("id")) if value.get("id") else None, value.get("type"),
+                value.get("key"))
+    except (ValueError, AttributeError):
+        return None, None, None
+
+
+def _new_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def replay_dead_letter(applier: EventApplier, dead_letter_id: int) -> tuple[bool, str]:
+    """Apply a dead letter again through the inbox; returns (applied, outcome text)."""
+    dead = applier.tables.dead_letters
+    with applier.session_factory() as session:
+        row = session.execute(select(dead).where(dead.c.id == dead_letter_id)).mappings().first()
+    if row is None:
+        raise LookupError(dead_letter_id)
+    record = RawRecord(row["topic"], row["partition"], row["offset"], row["payload"].encode())
+    try:
+        with applier.session_factory() as session, session.begin():
+            applier.apply(session, record)
+            _mark_replayed(session, applier.tables, dead_letter_id, "applied")
+        return True, "applied"
+    except Exception as exc:
+        outcome = f"failed: {type(exc).__name__}: {exc}"[:2000]
+        with applier.session_factory() as session, session.begin():
+            _mark_replayed(session, applier.tables, dead_letter_id, outcome)
+        return False, outcome
+
+
+def _mark_replayed(session: Session, tables: KitTables, dead_letter_id: int, outcome: str) -> None:
+    from sqlalchemy import update
+
+    dead = tables.dead_letters
+    session.execute(
+        update(dead).where(dead.c.id == dead_letter_id).values(
+            replayed_at=utcnow() if outcome == "applied" else None, replay_outcome=outcome
+        )
+    )

@@ -1,0 +1,189 @@
+"""Database engine, sessions and the suite's own tables in every service database.
+
+Each service owns one database. Its SQLAlchemy ``MetaData`` gets the kit tables (outbox, inbox,
+dead letters, relay state) beside the service's own, so that a state change, the events it
+causes and the consumed event that caused it commit in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC time is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def new_metadata() -> MetaData:
+    """A MetaData with the suite's constraint naming convention (stable migration names)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# BigInteger autoincrement is only honoured by SQLite for INTEGER PRIMARY KEY.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class KitTables:
+    """The kit's tables inside one service database."""
+
+    outbox: Table
+    inbox: Table
+    dead_letters: Table
+    relay_state: Table
+
+    @classmethod
+    def define(cls, metadata: MetaData) -> KitTables:
+        """Declare the kit tables on a service's metadata (version 1 of their layout)."""
+        outbox = Table(
+            "outbox",
+            metadata,
+            Column("seq", BigIntId, primary_key=True, autoincrement=True),
+            Column("event_id", String(36), nullable=False, unique=True),
+            Column("topic", String(200), nullable=False),
+            Column("key", String(200), nullable=True),
+            Column("event_type", String(200), nullable=False),
+            Column("envelope", JSON, nullable=False),
+            Column("created_at", UtcDateTime, nullable=False),
+            Column("published_at", UtcDateTime, nullable=True),
+            Column("partition", Integer, nullable=True),
+            Column("offset", BigInteger, nullable=True),
+            Column("attempts", Integer, nullable=False, default=0),
+            Column("last_error", Text, nullable=True),
+        )
+        Index("ix_outbox_unpublished", outbox.c.published_at, outbox.c.seq)
+        inbox = Table(
+            "inbox",
+            metadata,
+            Column("consumer", String(100), primary_key=True),
+            Column("event_id", String(36), primary_key=True),
+            Column("event_type", String(200), nullable=False),
+            Column("processed_at", UtcDateTime, nullable=False),
+            Column("outcome", String(20), nullable=False),
+        )
+        dead_letters = Table(
+            "dead_letters",
+            metadata,
+            Column("id", BigIntId, primary_key=True, autoincrement=True),
+            Column("consumer", String(100), nullable=False),
+            Column("event_id", String(36), nullable=True),
+            Column("event_type", String(200), nullable=True),
+            Column("topic", String(200), nullable=False),
+            Column("partition", Integer, nullable=False),
+            Column("offset", BigInteger, nullable=False),
+            Column("payload", Text, nullable=False),
+            Column("reason", Text, nullable=False),
+            Column("attempts", Integer, nullable=False),
+            Column("created_at", UtcDateTime, nullable=False),
+            Column("replayed_at", UtcDateTime, nullable=True),
+            Column("replay_outcome", Text, nullable=True),
+            UniqueConstraint("consumer", "event_id", name="uq_dead_letters_consumer_event"),
+        )
+        relay_state = Table(
+            "relay_state",
+            metadata,
+            Column("topic", String(200), primary_key=True),
+            Column("topic_id", String(64), nullable=False),
+            Column("updated_at", UtcDateTime, nullable=False),
+        )
+        return cls(outbox, inbox, dead_letters, relay_state)
+
+
+class ServiceBase(DeclarativeBase):
+    """Declarative base with no metadata of its own: each service subclasses it with its own."""
+
+    __abstract__ = True
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
+    if is_sqlite(url):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=20,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=20
+    )
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (the response is built from them)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commits when the block ends normally, rolls back on an exception."""
+    with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,123 @@
+"""Kafka client construction with the settings the suite relies on, and topic administration.
+
+Facts of the embedded broker that shape these settings: it would auto-create unknown topics with
+its own partition count, so every client refuses auto-creation and topics are created explicitly;
+an idempotent producer cannot survive a broker restart, so producers are plain with one request in
+flight per connection (order per key holds) and the outbox re-sends what was not acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from crmkit.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def _common(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": f"{settings.client_id_prefix}-{client_id}",
+        "reconnect_backoff_max_ms": settings.reconnect_backoff_max_ms,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+
+
+def make_producer(settings: KafkaSettings, client_id: str) -> KafkaProducer:
+    """A keyed, acks=all producer that keeps per-key order without idempotence."""
+    return KafkaProducer(
+        **_common(settings, client_id),
+        acks="all",
+        enable_idempotence=False,
+        max_in_flight_requests_per_connection=1,
+        retries=3,
+        linger_ms=settings.linger_ms,
+        max_block_ms=settings.max_block_ms,
+        allow_auto_create_topics=False,
+        key_serializer=lambda k: k.encode() if k is not None else None,
+    )
+
+
+def make_consumer(
+    settings: KafkaSettings, client_id: str, group_id: str | None, **overrides: Any
+) -> KafkaConsumer:
+    """A consumer with manual commits and the timeouts that make group joins take seconds."""
+    config: dict[str, Any] = {
+        **_common(settings, client_id),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "allow_auto_create_topics": False,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+    }
+    config.update(overrides)
+    return KafkaConsumer(**config)
+
+
+def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[str]:
+    """Create the topics that do not exist yet; return the names that were created."""
+    wanted = sorted(set(topics))
+    admin = KafkaAdminClient(**_common(settings, "admin"))
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        created: list[str] = []
+        for name in missing:
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            name,
+                            num_partitions=settings.topic_partitions,
+                            replication_factor=settings.replication_factor,
+                        )
+                    ]
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("created topics", extra={"topics": created})
+        return created
+    finally:
+        admin.close()
+
+
+def broker_reachable(settings: KafkaSettings, timeout_s: float = 2.0) -> bool:
+    """True when the broker answers a metadata request (fails fast when nothing listens)."""
+    if not any(_listening(server, timeout_s) for server in settings.bootstrap_servers.split(",")):
+        return False
+    try:
+        consumer = KafkaConsumer(
+            **{**_common(settings, "probe"), "request_timeout_ms": int(timeout_s * 1000)},
+            allow_auto_create_topics=False,
+        )
+    except KafkaError:
+        return False
+    try:
+        consumer.topics()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        consumer.close()
+
+
+def _listening(server: str, timeout_s: float) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,411 @@
+"""Transactional outbox: events are rows written in the transaction of the state change, and a
+relay publishes them to Kafka afterwards.
+
+The relay marks a row published only when the broker acknowledged it (acks=all), keeps going
+across broker outages (rows wait, then flow in order), and when it finds its topics recreated —
+the embedded broker keeps data in memory and comes back empty — it publishes the recent tail
+again. Consumers dedupe by event id, so a second copy is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, update
+from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+
+from crmkit import metrics
+from crmkit.db import KitTables, is_sqlite, utcnow
+from crmkit.events import Envelope, EventSpec, build_envelope
+from crmkit.kafka import ensure_topics, make_producer
+from crmkit.settings import KafkaSettings, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+_OUTBOX_FLAG = "crm_outbox_written"
+_wakeups: dict[str, threading.Event] = {}
+_wakeups_lock = threading.Lock()
+
+
+def relay_wakeup(database_url: str) -> threading.Event:
+    """The event a relay waits on; set after a commit that wrote outbox rows to that database."""
+    with _wakeups_lock:
+        return _wakeups.setdefault(database_url, threading.Event())
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_relay(session: Session) -> None:
+    if session.info.pop(_OUTBOX_FLAG, False) and session.bind is not None:
+        relay_wakeup(str(session.bind.engine.url)).set()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_outbox_rows(session: Session) -> None:
+    session.info.pop(_OUTBOX_FLAG, None)
+
+
+def write_outbox_row(session: Session, tables: KitTables, topic: str, key: str | None,
+                     event_id: str, event_type: str, payload: dict[str, Any]) -> None:
+    """Add one row to the outbox in the session's transaction."""
+    session.execute(
+        insert(tables.outbox).values(
+            event_id=event_id,
+            topic=topic,
+            key=key,
+            event_type=event_type,
+            envelope=payload,
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
+    session.info[_OUTBOX_FLAG] = True
+
+
+@dataclass(frozen=True)
+class EventRecorder:
+    """Records a service's events into its outbox (bound to the service's name and tables)."""
+
+    source: str
+    tables: KitTables
+    kafka: KafkaSettings
+
+    def record(
+        self,
+        session: Session,
+        spec: EventSpec,
+        data: dict[str, Any],
+        *,
+        key: str | None,
+        actor: str | None,
+    ) -> Envelope:
+        """Validate the payload against its schema and write the event in this transaction."""
+        envelope = build_envelope(spec, data, source=self.source, key=key, actor=actor)
+        write_outbox_row(
+            session, self.tables, self.kafka.topic(spec.stream), key, str(envelope.id), spec.type,
+            envelope.model_dump(mode="json"),
+        )
+        return envelope
+
+
+@dataclass
+class _Pending:
+    seq: int
+    topic: str
+    key: str | None
+    value: bytes
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    republished_tails: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    topic_ids: dict[str, str] = field(default_factory=dict)
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to Kafka; run one per service (a lock elects the leader)."""
+
+    def __init__(
+        self,
+        service: str,
+        engine: Engine,
+        tables: KitTables,
+        settings: ServiceSettings,
+        topics: Iterable[str],
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.tables = tables
+        self.settings = settings
+        self.kafka: KafkaSettings = settings.kafka
+        self.topics = sorted(set(topics))
+        self.wakeup = relay_wakeup(str(engine.url))
+        self.stats = RelayStats()
+        self._producer: KafkaProducer | None = None
+        self._leader: _LeaderLock = _LeaderLock.for_engine(engine, f"outbox-relay:{service}")
+        self._next_epoch_check = 0.0
+        self._next_backlog_report = 0.0
+        self._epoch_check_needed = True
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set; never raises."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                if not self._leader.acquire():
+                    stop.wait(2.0)
+                    continue
+                self._ensure_producer()
+                self._check_broker_epoch()
+                published = self.publish_batch()
+                self._report_backlog()
+                backoff = 0.2
+                if published == 0:
+                    self.wakeup.wait(self.settings.relay_poll_interval_s)
+                    self.wakeup.clear()
+            except Exception as exc:  # the loop must survive broker and database outages
+                self._on_error(exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+        self.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=2)
+            except Exception:  # closing a producer whose broker is gone may fail; nothing to keep
+                log.debug("producer close failed", exc_info=True)
+            self._producer = None
+        self._leader.release()
+
+    def _on_error(self, exc: Exception) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = repr(exc)
+        self._epoch_check_needed = True
+        metrics.OUTBOX_RELAY_ERRORS.labels(self.service).inc()
+        log.warning("outbox relay error: %r", exc)
+        if isinstance(exc, KafkaError) and self._producer is not None:
+            # A producer that saw the broker go away is rebuilt: fatal states do not heal.
+            try:
+                self._producer.close(timeout=0)
+            except Exception:
+                log.debug("producer close failed", exc_info=True)
+            self._producer = None
+
+    def _ensure_producer(self) -> None:
+        if self._producer is None:
+            ensure_topics(self.kafka, self.topics)
+            self._producer = make_producer(self.kafka, f"{self.service}-relay")
+            self._epoch_check_needed = True
+
+    # -- publishing -------------------------------------------------------------------------
+    def publish_batch(self) -> int:
+        """Send the oldest unpublished rows; mark the acknowledged prefix. Returns rows marked."""
+        outbox = self.tables.outbox
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.envelope)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.seq)
+                .limit(self.settings.relay_batch_size)
+            ).all()
+        if not rows:
+            return 0
+        assert self._producer is not None
+        pending = [
+            _Pending(r.seq, r.topic, r.key, json.dumps(r.envelope, separators=(",", ":")).encode())
+            for r in rows
+        ]
+        futures = [self._producer.send(p.topic, key=p.key, value=p.value) for p in pending]
+        self._producer.flush(timeout=self.kafka.request_timeout_ms / 1000)
+        acked: list[dict[str, Any]] = []
+        failure: Exception | None = None
+        now = utcnow()
+        for p, fut in zip(pending, futures, strict=True):
+            try:
+                md = fut.get(timeout=0.5)
+            except Exception as exc:  # stop at the first unacknowledged row: order per key
+                failure = exc
+                break
+            acked.append({"s": p.seq, "p": md.partition, "o": md.offset, "t": now})
+        if acked:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.seq == _bind("s"))
+                    .values(published_at=_bind("t"), partition=_bind("p"), offset=_bind("o")),
+                    acked,
+                )
+            self.stats.published += len(acked)
+            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(acked))
+        if failure is not None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.seq == pending[len(acked)].seq)
+                    .values(attempts=outbox.c.attempts + 1, last_error=repr(failure)[:2000])
+                )
+            raise failure
+        return len(acked)
+
+    # -- broker restarts --------------------------------------------------------------------
+    def _check_broker_epoch(self) -> None:
+        """Detect topics that were recreated (a broker that came back empty) and re-queue the tail.
+
+        A topic's id changes when it is created anew; the id last seen is kept in the service's
+        database, so a relay that was down while the broker restarted notices it too.
+        """
+        now = time.monotonic()
+        if not self._epoch_check_needed and now < self._next_epoch_check:
+            return
+        ensure_topics(self.kafka, self.topics)
+        current = self._topic_ids()
+        state = self.tables.relay_state
+        with self.engine.begin() as conn:
+            known = dict(conn.execute(select(state.c.topic, state.c.topic_id)).tuples().all())
+            for topic, topic_id in current.items():
+                previous = known.get(topic)
+                if previous == topic_id:
+                    continue
+                if previous is not None:
+                    self._requeue_tail(conn, topic)
+                _upsert_topic_id(conn, self.tables, topic, topic_id, previous is None)
+        self.stats.topic_ids = current
+        self._epoch_check_needed = False
+        self._next_epoch_check = now + self.settings.relay_broker_check_interval_s
+
+    def _topic_ids(self) -> dict[str, str]:
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.kafka.bootstrap_servers.split(","),
+            client_id=f"{self.kafka.client_id_prefix}-{self.service}-relay-admin",
+            request_timeout_ms=self.kafka.request_timeout_ms,
+            reconnect_backoff_max_ms=self.kafka.reconnect_backoff_max_ms,
+        )
+        try:
+            described = admin.describe_topics(self.topics)
+        finally:
+            admin.close()
+        return {d["name"]: str(d["topic_id"]) for d in described if d.get("error_code", 0) == 0}
+
+    def _requeue_tail(self, conn: Connection, topic: str) -> None:
+        outbox = self.tables.outbox
+        since = utcnow() - timedelta(seconds=self.settings.relay_republish_window_s)
+        result = conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.topic == topic, outbox.c.published_at >= since))
+            .values(published_at=None, partition=None, offset=None)
+        )
+        self.stats.republished_tails += 1
+        metrics.OUTBOX_REPUBLISHED.labels(self.service).inc(result.rowcount or 0)
+        log.warning(
+            "topic %s was recreated: publishing the last %d events again", topic, result.rowcount
+        )
+
+    def _report_backlog(self) -> None:
+        now = time.monotonic()
+        if now < self._next_backlog_report:
+            return
+        self._next_backlog_report = now + 1.0
+        backlog, oldest = outbox_backlog(self.engine, self.tables)
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest)
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _upsert_topic_id(conn: Connection, tables: KitTables, topic: str, topic_id: str,
+                     new: bool) -> None:
+    state = tables.relay_state
+    if new:
+        conn.execute(insert(state).values(topic=topic, topic_id=topic_id, updated_at=utcnow()))
+    else:
+        conn.execute(
+            update(state).where(state.c.topic == topic).values(topic_id=topic_id,
+                                                                updated_at=utcnow())
+        )
+
+
+def outbox_backlog(engine: Engine, tables: KitTables) -> tuple[int, float]:
+    """Unpublished rows and the age in seconds of the oldest one."""
+    outbox = tables.outbox
+    with engine.connect() as conn:
+        count, oldest = conn.execute(
+            select(func.count(), func.min(outbox.c.created_at)).where(
+                outbox.c.published_at.is_(None)
+            )
+        ).one()
+    if not oldest:
+        return int(count), 0.0
+    if isinstance(oldest, str):  # SQLite aggregate bypasses the column type
+        from datetime import datetime, UTC
+
+        oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
+    elif oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+def prune_published(engine: Engine, tables: KitTables, older_than: timedelta) -> int:
+    """Delete published rows older than the republish window (housekeeping)."""
+    outbox = tables.outbox
+    with engine.begin() as conn:
+        result = conn.execute(
+            delete(outbox).where(
+                and_(outbox.c.published_at.is_not(None),
+                     outbox.c.published_at < utcnow() - older_than)
+            )
+        )
+    return int(result.rowcount or 0)
+
+
+class _LeaderLock:
+    """One active relay per service: a PostgreSQL advisory lock held on its own connection.
+
+    SQLite runs one process per database file in the embedded mode; there the lock is a no-op.
+    """
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        self._conn: Connection | None = None
+
+    @classmethod
+    def for_engine(cls, engine: Engine, name: str) -> _LeaderLock:
+        return _NoLock(engine, name) if is_sqlite(engine.url) else cls(engine, name)
+
+    def acquire(self) -> bool:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                return True
+            except Exception:  # the connection (and with it the lock) is gone: try again
+                self.release()
+        conn = self.engine.connect()
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+        conn.commit()
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                self._conn.close()
+            except Exception:
+                log.debug("releasing relay lock failed", exc_info=True)
+            self._conn = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None
+
+
+class _NoLock(_LeaderLock):
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None

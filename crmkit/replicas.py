@@ -1,0 +1,89 @@
+"""The local copy of customers that every consuming service keeps from customer events.
+
+Services never read the customer service's tables; they keep the few fields they need from
+``customer.created`` / ``customer.updated``. A copy is only overwritten by a newer event, so a
+redelivered or re-published older event never rolls it back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Column, MetaData, String, Table, select, update
+from sqlalchemy.orm import Session
+
+from crmkit.consumer import HandlerRegistry
+from crmkit.db import UtcDateTime
+from crmkit.events import Envelope
+
+CUSTOMER_STREAM = "customer"
+
+
+def define_customer_refs(metadata: MetaData) -> Table:
+    """The ``customer_refs`` table: id, name, kind, org unit, business line, status."""
+    return Table(
+        "customer_refs",
+        metadata,
+        Column("customer_id", String(36), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("kind", String(30), nullable=False),
+        Column("org_unit", String(200), nullable=False, index=True),
+        Column("business_line", String(30), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("as_of", UtcDateTime, nullable=False),
+    )
+
+
+def apply_customer_event(session: Session, table: Table, event: Envelope) -> None:
+    """Insert or update the copy from a customer event newer than what is kept."""
+    data = event.data
+    values = {
+        "name": data["name"],
+        "kind": data["kind"],
+        "org_unit": data["org_unit"],
+        "business_line": data["business_line"],
+        "status": data["status"],
+        "as_of": event.occurred_at,
+    }
+    current: datetime | None = session.execute(
+        select(table.c.as_of).where(table.c.customer_id == data["customer_id"])
+    ).scalar_one_or_none()
+    if current is None:
+        session.execute(table.insert().values(customer_id=data["customer_id"], **values))
+    elif current <= event.occurred_at:
+        session.execute(
+            update(table).where(table.c.customer_id == data["customer_id"]).values(**values)
+        )
+
+
+def register_customer_replica(registry: HandlerRegistry, table: Table) -> None:
+    """Keep ``table`` up to date from customer.created and customer.updated (version 1)."""
+
+    def keep_copy(session: Session, event: Envelope) -> None:
+        apply_customer_event(session, table, event)
+
+    registry.on(CUSTOMER_STREAM, "customer.created", versions=(1,))(keep_copy)
+    registry.on(CUSTOMER_STREAM, "customer.updated", versions=(1,))(keep_copy)
+
+
+def create_customer_refs_v1(op: Any) -> None:
+    """Migration step: the ``customer_refs`` table, layout version 1."""
+    op.create_table(
+        "customer_refs",
+        sa.Column("customer_id", sa.String(36), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("org_unit", sa.String(200), nullable=False),
+        sa.Column("business_line", sa.String(30), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("as_of", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", name="pk_customer_refs"),
+    )
+    op.create_index("ix_customer_refs_org_unit", "customer_refs", ["org_unit"])
+
+
+def drop_customer_refs_v1(op: Any) -> None:
+    op.drop_index("ix_customer_refs_org_unit", table_name="customer_refs")
+    op.drop_table("customer_refs")

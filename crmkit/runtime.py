@@ -1,0 +1,147 @@
+"""A service's runtime: its settings, database, kit tables, event recorder and background workers.
+
+Each service builds one :class:`ServiceRuntime` in its ``app.py``; the same object serves the API
+process (which runs the workers too in the embedded mode) and the worker process of production.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from crmkit import migrations
+from crmkit.consumer import EventApplier, EventConsumer, HandlerRegistry
+from crmkit.db import KitTables, make_engine, make_session_factory
+from crmkit.kafka import broker_reachable
+from crmkit.logs import configure_logging
+from crmkit.outbox import EventRecorder, OutboxRelay
+from crmkit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    """Everything a service needs at run time, built from its settings."""
+
+    name: str
+    settings: ServiceSettings
+    metadata: MetaData
+    tables: KitTables
+    registry: HandlerRegistry
+    migrations_dir: Path
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    relay: OutboxRelay | None = None
+    consumer: EventConsumer | None = None
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def recorder(self) -> EventRecorder:
+        return EventRecorder(self.name, self.tables, self.settings.kafka)
+
+    @cached_property
+    def applier(self) -> EventApplier:
+        return EventApplier(self.name, self.name, self.registry, self.tables,
+                            self.session_factory, self.settings.dead_letter_topic)
+
+    @property
+    def published_topics(self) -> list[str]:
+        return [self.settings.topic, self.settings.dead_letter_topic]
+
+    def migrate(self) -> None:
+        migrations.upgrade(self.migrations_dir, self.settings.database_url)
+
+    def database_ready(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            log.warning("database check failed", exc_info=True)
+            return False
+
+    @cached_property
+    def _broker_probe(self) -> _CachedProbe:
+        return _CachedProbe(lambda: broker_reachable(self.settings.kafka))
+
+    def broker_ready(self) -> bool:
+        return self._broker_probe.get()
+
+    # -- background work --------------------------------------------------------------------
+    def start_workers(self) -> None:
+        """Start the outbox relay and, when the service consumes events, its consumer."""
+        self._stop.clear()
+        self.relay = OutboxRelay(self.name, self.engine, self.tables, self.settings,
+                                 self.published_topics)
+        self._spawn(f"{self.name}-relay", self.relay.run)
+        if self.registry.subscriptions:
+            self.consumer = EventConsumer(self.applier, self.settings,
+                                          group_id=self.settings.kafka.group_id(self.name))
+            self._spawn(f"{self.name}-consumer", self.consumer.run)
+
+    def _spawn(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop_workers(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self.relay is not None:
+            self.relay.wakeup.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    def run_worker(self) -> None:
+        """Run relay and consumers in the foreground until SIGTERM or SIGINT (production worker)."""
+        configure_logging(self.name, self.settings.log_level, self.settings.log_json)
+        if self.settings.run_migrations_on_start:
+            self.migrate()
+        self.start_workers()
+        done = threading.Event()
+
+        def _stop(signum: int, frame: FrameType | None) -> None:
+            done.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        log.info("worker started", extra={"streams": sorted(self.registry.streams)})
+        done.wait()
+        self.stop_workers()
+        log.info("worker stopped")
+
+
+class _CachedProbe:
+    """Caches a slow reachability check for a couple of seconds (readiness is polled often)."""
+
+    def __init__(self, check: object, ttl_s: float = 2.0) -> None:
+        self._check = check
+        self._ttl = ttl_s
+        self._value = False
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._at > self._ttl:
+                self._value = bool(self._check())  # type: ignore[operator]
+                self._at = time.monotonic()
+            return self._value

@@ -1,0 +1,55 @@
+"""Wire models the kit's own endpoints share (pagination, admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list endpoint."""
+
+    items: list[T]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
+class DeadLetterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    consumer: str
+    event_id: str | None
+    event_type: str | None
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    attempts: int
+    created_at: datetime
+    replayed_at: datetime | None
+    replay_outcome: str | None
+    payload: str
+
+
+class ReplayResult(BaseModel):
+    id: int
+    applied: bool
+    outcome: str
+
+
+class ServiceStatus(BaseModel):
+    service: str
+    outbox_backlog: int
+    outbox_oldest_age_s: float
+    relay_published: int
+    relay_last_error: str | None
+    consumer_topics: list[str]
+    consumer_assigned: bool
+    consumer_applied: int

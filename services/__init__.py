@@ -1,0 +1,1 @@
+"""The CRM suite's services: each owns its database and talks to the others by REST and events."""

@@ -1,0 +1,1 @@
+"""Assignment service: org units, staff, ownership, teams and leads."""

@@ -1,0 +1,6 @@
+"""The assignment service's worker process: outbox relay and consumers, without the API."""
+
+from services.assignment.app import build_runtime
+
+if __name__ == "__main__":
+    build_runtime().run_worker()

@@ -1,0 +1,1 @@
+"""Customer master service: who the customers are (客户信息)."""

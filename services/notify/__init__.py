@@ -1,0 +1,1 @@
+"""Notify service: templates, messages and consents."""

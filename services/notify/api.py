@@ -1,0 +1,5 @@
+"""Routes of the notify service (its domain routes arrive with its own issue)."""
+
+from fastapi import APIRouter
+
+routers: list[APIRouter] = []

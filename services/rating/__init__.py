@@ -1,0 +1,1 @@
+"""Rating and credit-limit service: grades, limits, approvals and risk."""

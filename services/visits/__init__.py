@@ -1,0 +1,1 @@
+"""Visits service: visits, plans, agendas and complaints."""
