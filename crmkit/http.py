@@ -49,10 +49,12 @@ class RequestContextMiddleware:
         tokens = (context.request_id.set(rid), context.correlation_id.set(cid))
         started = time.perf_counter()
         status = 500
+        started_response = False
 
         async def send_with_ids(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [
@@ -64,6 +66,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_ids)
+        except Exception:
+            if started_response:
+                raise
+            # Answer here, where the ids are still known; nothing internal reaches the caller.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            status = 500
+            response = problem(500, "An internal error occurred; it has been logged.",
+                               instance=scope["path"])
+            await response(scope, receive, send_with_ids)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -38,7 +38,7 @@ class ServiceRuntime:
     metadata: MetaData
     tables: KitTables
     registry: HandlerRegistry
-    migrations_dir: Path
+    migrations_dir: Path | None
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     relay: OutboxRelay | None = None
@@ -66,6 +66,8 @@ class ServiceRuntime:
         return [self.settings.topic, self.settings.dead_letter_topic]
 
     def migrate(self) -> None:
+        if self.migrations_dir is None:
+            raise RuntimeError(f"{self.name} has no migrations")
         migrations.upgrade(self.migrations_dir, self.settings.database_url)
 
     def database_ready(self) -> bool:

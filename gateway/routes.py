@@ -1,0 +1,47 @@
+"""The route table: which service owns which path prefix under ``/api/v1``.
+
+A prefix matches whole path segments only: ``/api/v1/customers`` owns ``/api/v1/customers`` and
+``/api/v1/customers/...`` but not ``/api/v1/customersX``. Each service also owns its operations
+routes under ``/api/v1/admin/<service>``.
+"""
+
+from __future__ import annotations
+
+API_PREFIX = "/api/v1"
+
+SERVICES: tuple[str, ...] = ("customer", "rating", "assignment", "visits", "notify")
+
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "customer": ("customers",),
+    "rating": ("ratings", "credit-limits", "approvals", "risk"),
+    "assignment": ("org-units", "staff", "ownerships", "teams", "leads", "handovers"),
+    "visits": ("visits", "plans", "agenda", "complaints", "surveys", "enquiries"),
+    "notify": ("messages", "templates", "consents", "campaigns"),
+}
+
+
+def route_table() -> list[tuple[str, str]]:
+    """Every ``(path prefix, service)`` pair the gateway proxies, resource routes first."""
+    table = [
+        (f"{API_PREFIX}/{resource}", service)
+        for service, resources in RESOURCES.items()
+        for resource in resources
+    ]
+    table += [(f"{API_PREFIX}/admin/{service}", service) for service in SERVICES]
+    return table
+
+
+ROUTES: tuple[tuple[str, str], ...] = tuple(route_table())
+
+
+def prefix_matches(prefix: str, path: str) -> bool:
+    """True when ``path`` is ``prefix`` itself or lies below it (whole segments only)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def resolve(path: str) -> str | None:
+    """The service owning ``path``, or None when no route matches."""
+    for prefix, service in ROUTES:
+        if prefix_matches(prefix, path):
+            return service
+    return None

@@ -1,0 +1,52 @@
+"""The route table: whole-segment prefix matching to the owning service."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.routes import ROUTES, SERVICES, resolve
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/api/v1/customers", "customer"),
+        ("/api/v1/customers/", "customer"),
+        ("/api/v1/customers/c1/profile", "customer"),
+        ("/api/v1/credit-limits/l1", "rating"),
+        ("/api/v1/risk", "rating"),
+        ("/api/v1/handovers/h1/accept", "assignment"),
+        ("/api/v1/org-units", "assignment"),
+        ("/api/v1/agenda", "visits"),
+        ("/api/v1/enquiries/e1", "visits"),
+        ("/api/v1/consents", "notify"),
+        ("/api/v1/admin/visits/dead-letters/3/replay", "visits"),
+        ("/api/v1/admin/notify", "notify"),
+    ],
+)
+def test_owner_by_prefix(path: str, service: str) -> None:
+    assert resolve(path) == service
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/customersX",
+        "/api/v1/customers-archive/1",
+        "/api/v1/admin/customerX/status",
+        "/api/v1/admin/billing",
+        "/api/v1/admin",
+        "/api/v1",
+        "/api/v2/customers",
+        "/customers",
+        "/api/v1/me",
+    ],
+)
+def test_no_owner(path: str) -> None:
+    assert resolve(path) is None
+
+
+def test_every_service_has_routes_and_prefixes_are_unique() -> None:
+    prefixes = [prefix for prefix, _ in ROUTES]
+    assert len(prefixes) == len(set(prefixes))
+    assert {service for _, service in ROUTES} == set(SERVICES)

@@ -1,0 +1,92 @@
+"""Nothing is lost and nothing applied twice when a process or the broker goes away mid-work."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from crmkit.broker import EmbeddedBroker
+from crmkit.settings import KafkaSettings
+from tests.integration.conftest import Pair, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _assert_exactly_once_in_order(pair: Pair, keys: int) -> None:
+    counts = pair.effect_counts()
+    assert len(counts) == len(pair.written)
+    assert set(counts.values()) == {1}, "an event was applied more than once"
+    per_key = len(pair.written) // keys
+    for names in pair.names_in_order().values():
+        assert names == [f"v{i}" for i in range(per_key)]
+
+
+def test_relay_killed_mid_batch_loses_nothing_and_applies_nothing_twice(pair: Pair) -> None:
+    pair.write_many(4000, keys=8)
+    pair.effects.start_workers()
+    relay = pair.spawn_relay()
+    total = len(pair.written)
+    wait_until(lambda: pair.published_count() > 0, 30, "the relay to publish")
+    relay.send_signal(signal.SIGKILL)
+    relay.wait()
+    published_at_kill = pair.published_count()
+    assert 0 < published_at_kill < total, "the kill must land mid-work"
+    pair.spawn_relay()
+    wait_until(lambda: pair.published_count() == total, 60, "the restarted relay to finish")
+    wait_until(pair.applied_all, 60, "every event applied")
+    _assert_exactly_once_in_order(pair, keys=8)
+
+
+def test_consumer_killed_before_offset_commit_reprocesses_without_double_effects(
+    pair: Pair,
+) -> None:
+    pair.write_many(1500, keys=6)
+    pair.customer.start_workers()
+    crashing = pair.spawn_consumer(crash_after_batches=2)
+    assert crashing.wait(timeout=60) == 9, "the consumer should die after its second batch"
+    applied_before = len(pair.effect_counts())
+    assert 0 < applied_before < len(pair.written)
+    pair.spawn_consumer()
+    wait_until(pair.applied_all, 60, "every event applied after the restart")
+    _assert_exactly_once_in_order(pair, keys=6)
+
+
+def test_broker_outage_events_wait_then_arrive_in_order(
+    restartable_broker: EmbeddedBroker, pair: Pair
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=restartable_broker.bootstrap,
+                          namespace=pair.kafka.namespace)
+    pair.customer.settings.kafka = kafka
+    pair.effects.settings.kafka = kafka
+    pair.customer.start_workers()
+    pair.effects.start_workers()
+    keys = 5
+    customers = [f"k{i}" for i in range(keys)]
+    sequence = 0
+
+    def write_round() -> None:
+        nonlocal sequence
+        for cid in customers:
+            pair.write(cid, f"v{sequence}")
+        sequence += 1
+
+    for _ in range(10):
+        write_round()
+    wait_until(pair.applied_all, 30, "events before the outage")
+
+    restartable_broker.stop()
+    outage_started = time.monotonic()
+    while time.monotonic() - outage_started < 10:
+        write_round()
+        time.sleep(0.5)
+    restartable_broker.start()
+    for _ in range(10):
+        write_round()
+    recovery_s = wait_until(pair.applied_all, 60, "events written during the outage")
+    print(f"recovered {recovery_s:.2f} s after the broker restart")
+    _assert_exactly_once_in_order(pair, keys=keys)
+    assert pair.customer.relay is not None
+    assert pair.customer.relay.stats.republished_tails >= 1, "the empty broker went unnoticed"
+    assert recovery_s < 30
