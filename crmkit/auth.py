@@ -88,10 +88,13 @@ class TokenVerifier:
                 options={"require": ["exp", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("the token has expired", headers=_challenge("invalid_token")) from exc
+            raise Unauthorized(
+                "the token has expired", headers=_challenge("invalid_token")
+            ) from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"the token is not valid: {exc}",
-                               headers=_challenge("invalid_token")) from exc
+            raise Unauthorized(
+                f"the token is not valid: {exc}", headers=_challenge("invalid_token")
+            ) from exc
         return caller_from_claims(claims)
 
 

@@ -71,8 +71,10 @@ def render() -> str:
         parts.append(f"\n## `{event_type}` v{version}\n")
         parts.append(f"{schema.get('description', '')}\n")
         readers = ", ".join(f"`{c}`" for c in consumers.get(event_type, [])) or "none yet"
-        parts.append(f"Producer: `{schema.get('x-producer', '?')}` · topic "
-                     f"`crm.{schema.get('x-producer', '?')}` · consumers: {readers}\n")
+        parts.append(
+            f"Producer: `{schema.get('x-producer', '?')}` · topic "
+            f"`crm.{schema.get('x-producer', '?')}` · consumers: {readers}\n"
+        )
         parts.append("| field | type | required | description |\n|---|---|---|---|")
         for name, prop in schema.get("properties", {}).items():
             parts.append(

@@ -13,14 +13,15 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaConsumer, OffsetAndMetadata
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,9 +57,9 @@ class HandlerRegistry:
     streams: set[str] = field(default_factory=set)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
 
-    def on(self, stream: str, event_type: str, versions: Iterable[int] = (1,)) -> Callable[
-        [Handler], Handler
-    ]:
+    def on(
+        self, stream: str, event_type: str, versions: Iterable[int] = (1,)
+    ) -> Callable[[Handler], Handler]:
         """Register a handler for ``event_type`` published on ``stream`` (the producing service)."""
 
         def register(fn: Handler) -> Handler:
@@ -82,9 +83,15 @@ class RawRecord:
 class EventApplier:
     """Applies events to a service database through the inbox; shared by consumer and replay."""
 
-    def __init__(self, service: str, consumer_name: str, registry: HandlerRegistry,
-                 tables: KitTables, session_factory: sessionmaker[Session],
-                 dead_letter_topic: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        consumer_name: str,
+        registry: HandlerRegistry,
+        tables: KitTables,
+        session_factory: sessionmaker[Session],
+        dead_letter_topic: str,
+    ) -> None:
         self.service = service
         self.name = consumer_name
         self.registry = registry
@@ -119,8 +126,11 @@ class EventApplier:
             subscription.handler(session, envelope)
         session.execute(
             insert(inbox).values(
-                consumer=self.name, event_id=str(envelope.id), event_type=envelope.type,
-                processed_at=utcnow(), outcome="applied",
+                consumer=self.name,
+                event_id=str(envelope.id),
+                event_type=envelope.type,
+                processed_at=utcnow(),
+                outcome="applied",
             )
         )
         metrics.EVENTS_PROCESSED.labels(self.service, self.name, envelope.type).inc()
@@ -132,8 +142,13 @@ class EventApplier:
             for record in records:
                 self.apply(session, record)
 
-    def apply_with_retries(self, record: RawRecord, max_attempts: int, backoff_s: float,
-                           stop: threading.Event | None = None) -> None:
+    def apply_with_retries(
+        self,
+        record: RawRecord,
+        max_attempts: int,
+        backoff_s: float,
+        stop: threading.Event | None = None,
+    ) -> None:
         """One record in its own transaction, retried; dead-lettered when it keeps failing."""
         reason = ""
         for attempt in range(1, max_attempts + 1):
@@ -151,8 +166,15 @@ class EventApplier:
             except Exception as exc:
                 metrics.EVENTS_FAILED.labels(self.service, self.name).inc()
                 reason = f"{type(exc).__name__}: {exc}"
-                log.warning("event at %s/%d@%d failed (attempt %d/%d): %s", record.topic,
-                            record.partition, record.offset, attempt, max_attempts, reason)
+                log.warning(
+                    "event at %s/%d@%d failed (attempt %d/%d): %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    attempt,
+                    max_attempts,
+                    reason,
+                )
                 if attempt < max_attempts:
                     delay = backoff_s * (2 ** (attempt - 1))
                     if stop is not None and stop.wait(delay):
@@ -166,32 +188,54 @@ class EventApplier:
         event_id, event_type, key = _peek(record.value)
         dead = self.tables.dead_letters
         with self.session_factory() as session, session.begin():
-            if event_id is not None and session.execute(
-                select(dead.c.id).where(dead.c.consumer == self.name, dead.c.event_id == event_id)
-            ).first():
+            if (
+                event_id is not None
+                and session.execute(
+                    select(dead.c.id).where(
+                        dead.c.consumer == self.name, dead.c.event_id == event_id
+                    )
+                ).first()
+            ):
                 return
             session.execute(
                 insert(dead).values(
-                    consumer=self.name, event_id=event_id, event_type=event_type,
-                    topic=record.topic, partition=record.partition, offset=record.offset,
-                    payload=record.value.decode("utf-8", "replace"), reason=reason[:4000],
-                    attempts=attempts, created_at=utcnow(),
+                    consumer=self.name,
+                    event_id=event_id,
+                    event_type=event_type,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    payload=record.value.decode("utf-8", "replace"),
+                    reason=reason[:4000],
+                    attempts=attempts,
+                    created_at=utcnow(),
                 )
             )
             write_outbox_row(
-                session, self.tables, self.dead_letter_topic, key, _new_id(), "dead_letter",
-                {"consumer": self.name, "reason": reason[:4000], "attempts": attempts,
-                 "source_topic": record.topic, "partition": record.partition,
-                 "offset": record.offset, "event_id": event_id, "event_type": event_type,
-                 "payload": record.value.decode("utf-8", "replace")},
+                session,
+                self.tables,
+                self.dead_letter_topic,
+                key,
+                _new_id(),
+                "dead_letter",
+                {
+                    "consumer": self.name,
+                    "reason": reason[:4000],
+                    "attempts": attempts,
+                    "source_topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "payload": record.value.decode("utf-8", "replace"),
+                },
             )
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, self.name).inc()
-        log.error("event %s (%s) dead-lettered by %s: %s", event_id, event_type, self.name,
-                  reason)
+        log.error("event %s (%s) dead-lettered by %s: %s", event_id, event_type, self.name, reason)
 
 
 class EventConsumer:
-    """One Kafka consumer in a consumer group, on its own thread (kafka-python is not thread-safe)."""
+    """One Kafka consumer in a group, on its own thread (kafka-python is not thread-safe)."""
 
     def __init__(self, applier: EventApplier, settings: ServiceSettings, group_id: str) -> None:
         self.applier = applier
@@ -243,15 +287,18 @@ class EventConsumer:
             except Exception:
                 for record in records:
                     self.applier.apply_with_retries(
-                        record, self.settings.consumer_max_attempts,
-                        self.settings.consumer_retry_backoff_s, stop,
+                        record,
+                        self.settings.consumer_max_attempts,
+                        self.settings.consumer_retry_backoff_s,
+                        stop,
                     )
             self.applied += len(records)
             self._consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
-                metrics.CONSUMER_LAG.labels(self.applier.service, self.applier.name,
-                                            tp.topic).set(max(0, highwater - records[-1].offset - 1))
+                metrics.CONSUMER_LAG.labels(self.applier.service, self.applier.name, tp.topic).set(
+                    max(0, highwater - records[-1].offset - 1)
+                )
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -278,15 +325,16 @@ def _event_context(envelope: Envelope) -> Iterator[None]:
 def _peek(raw: bytes) -> tuple[str | None, str | None, str | None]:
     try:
         value: Any = json.loads(raw)
-        return (str(value.get("id")) if value.get("id") else None, value.get("type"),
-                value.get("key"))
+        return (
+            str(value.get("id")) if value.get("id") else None,
+            value.get("type"),
+            value.get("key"),
+        )
     except (ValueError, AttributeError):
         return None, None, None
 
 
 def _new_id() -> str:
-    import uuid
-
     return str(uuid.uuid4())
 
 
@@ -311,11 +359,9 @@ def replay_dead_letter(applier: EventApplier, dead_letter_id: int) -> tuple[bool
 
 
 def _mark_replayed(session: Session, tables: KitTables, dead_letter_id: int, outcome: str) -> None:
-    from sqlalchemy import update
-
     dead = tables.dead_letters
     session.execute(
-        update(dead).where(dead.c.id == dead_letter_id).values(
-            replayed_at=utcnow() if outcome == "applied" else None, replay_outcome=outcome
-        )
+        update(dead)
+        .where(dead.c.id == dead_letter_id)
+        .values(replayed_at=utcnow() if outcome == "applied" else None, replay_outcome=outcome)
     )

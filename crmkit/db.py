@@ -172,9 +172,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=20
-    )
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=20)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

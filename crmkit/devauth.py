@@ -50,9 +50,11 @@ def generate_keypair() -> tuple[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -70,8 +72,14 @@ def ensure_keys(directory: Path = KEY_DIR) -> tuple[Path, Path]:
 
 def sign(claims: dict[str, Any], private_pem: str, ttl_s: int = 8 * 3600) -> str:
     now = int(time.time())
-    payload = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_s,
-               "jti": str(uuid.uuid4()), **claims}
+    payload = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": str(uuid.uuid4()),
+        **claims,
+    }
     return jwt.encode(payload, private_pem, algorithm="RS256")
 
 

@@ -19,8 +19,14 @@ from crmkit.broker import free_port
 from crmkit.settings import REPO_ROOT, VAR_DIR
 
 SERVICES = ("customer", "rating", "assignment", "visits", "notify")
-DEFAULT_PORTS = {"gateway": 8000, "customer": 8001, "rating": 8002, "assignment": 8003,
-                 "visits": 8004, "notify": 8005}
+DEFAULT_PORTS = {
+    "gateway": 8000,
+    "customer": 8001,
+    "rating": 8002,
+    "assignment": 8003,
+    "visits": 8004,
+    "notify": 8005,
+}
 ENV_FILE = VAR_DIR / "run.env"
 
 
@@ -84,7 +90,7 @@ def banner(env: dict[str, str]) -> str:
     gw = f"http://127.0.0.1:{env['CRM_GATEWAY_PORT']}"
     users = ", ".join(sorted(devauth.seeded_users()))
     return f"""
-Bank CRM suite (embedded default: SQLite under var/, broker on {env['CRM_KAFKA_BOOTSTRAP_SERVERS']})
+Bank CRM suite (embedded default: SQLite under var/, broker on {env["CRM_KAFKA_BOOTSTRAP_SERVERS"]})
   gateway        {gw}   (API docs: {gw}/docs, spec: {gw}/api/v1/openapi.json)
   readiness      {gw}/readyz
   log in         curl -s -X POST {gw}/api/v1/auth/token -H 'content-type: application/json' \\

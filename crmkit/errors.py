@@ -139,8 +139,13 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         loc = [str(p) for p in err.get("loc", ())]
         where = loc[0] if loc else "body"
         path = loc[1:] if loc and loc[0] in {"body", "query", "path", "header", "cookie"} else loc
-        out.append({"field": ".".join(path) or where, "reason": err.get("msg", "invalid"),
-                    "location": where})
+        out.append(
+            {
+                "field": ".".join(path) or where,
+                "reason": err.get("msg", "invalid"),
+                "location": where,
+            }
+        )
     return out
 
 
@@ -150,14 +155,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return problem(
-            exc.status, exc.detail, instance=request.url.path, slug=exc.slug, title=exc.title,
-            errors=exc.errors, headers=exc.headers, **exc.extensions,
+            exc.status,
+            exc.detail,
+            instance=request.url.path,
+            slug=exc.slug,
+            title=exc.title,
+            errors=exc.errors,
+            headers=exc.headers,
+            **exc.extensions,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(
-            422, "One or more fields are not valid.", instance=request.url.path,
+            422,
+            "One or more fields are not valid.",
+            instance=request.url.path,
             errors=field_errors(exc),
         )
 
@@ -168,11 +181,13 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"No resource at {request.url.path}."
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
-        return problem(exc.status_code, detail, instance=request.url.path,
-                       headers=dict(exc.headers or {}))
+        return problem(
+            exc.status_code, detail, instance=request.url.path, headers=dict(exc.headers or {})
+        )
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "An internal error occurred; it has been logged.",
-                       instance=request.url.path)
+        return problem(
+            500, "An internal error occurred; it has been logged.", instance=request.url.path
+        )

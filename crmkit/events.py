@@ -32,11 +32,15 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: uuid.UUID = Field(description="Unique event id; consumers dedupe on it")
-    type: str = Field(description="Event type, e.g. customer.created", pattern=r"^[a-z_]+(\.[a-z_]+)+$")
+    type: str = Field(
+        description="Event type, e.g. customer.created", pattern=r"^[a-z_]+(\.[a-z_]+)+$"
+    )
     version: int = Field(ge=1, description="Version of the payload schema")
     source: str = Field(description="Publishing service")
     occurred_at: AwareDatetime
-    key: str | None = Field(default=None, description="Partition key: the customer id where there is one")
+    key: str | None = Field(
+        default=None, description="Partition key: the customer id where there is one"
+    )
     correlation_id: str | None = None
     causation_id: str | None = None
     actor: str | None = Field(default=None, description="Staff id or client that caused the event")

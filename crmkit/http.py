@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -72,8 +73,9 @@ class RequestContextMiddleware:
             # Answer here, where the ids are still known; nothing internal reaches the caller.
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status = 500
-            response = problem(500, "An internal error occurred; it has been logged.",
-                               instance=scope["path"])
+            response = problem(
+                500, "An internal error occurred; it has been logged.", instance=scope["path"]
+            )
             await response(scope, receive, send_with_ids)
         finally:
             elapsed = time.perf_counter() - started
@@ -84,9 +86,15 @@ class RequestContextMiddleware:
             metrics.HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
             if template not in PUBLIC_PATHS:
                 access_log.info(
-                    "%s %s %d", method, scope["path"], status,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 2),
-                           "route": template},
+                    "%s %s %d",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "route": template,
+                    },
                 )
             context.request_id.reset(tokens[0])
             context.correlation_id.reset(tokens[1])
@@ -161,12 +169,19 @@ def health_router() -> APIRouter:
     def readyz(runtime: RuntimeDep) -> Response:
         checks = {"database": runtime.database_ready(), "broker": runtime.broker_ready()}
         ready = all(checks.values())
-        body = {"status": "ready" if ready else "not ready", "service": runtime.name,
-                "checks": {k: "ok" if v else "unavailable" for k, v in checks.items()}}
+        body = {
+            "status": "ready" if ready else "not ready",
+            "service": runtime.name,
+            "checks": {k: "ok" if v else "unavailable" for k, v in checks.items()},
+        }
         if ready:
             return _json(body, 200)
-        return problem(503, "Not ready: " + ", ".join(k for k, v in checks.items() if not v),
-                       checks=body["checks"], service=runtime.name)
+        return problem(
+            503,
+            "Not ready: " + ", ".join(k for k, v in checks.items() if not v),
+            checks=body["checks"],
+            service=runtime.name,
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     def metrics_endpoint() -> Response:
@@ -176,8 +191,6 @@ def health_router() -> APIRouter:
 
 
 def _json(body: dict[str, Any], status: int) -> Response:
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(body, status_code=status)
 
 
@@ -186,8 +199,12 @@ def admin_router(service: str) -> APIRouter:
     router = APIRouter(prefix=f"/api/v1/admin/{service}", tags=["admin"])
     operator = require_roles(ROLE_ADMIN, ROLE_OPS)
 
-    @router.get("/dead-letters", response_model=Page[DeadLetterOut], dependencies=[operator],
-                summary="Events this service's consumers could not apply")
+    @router.get(
+        "/dead-letters",
+        response_model=Page[DeadLetterOut],
+        dependencies=[operator],
+        summary="Events this service's consumers could not apply",
+    )
     def list_dead_letters(
         runtime: RuntimeDep,
         session: SessionDep,
@@ -203,11 +220,17 @@ def admin_router(service: str) -> APIRouter:
         rows = session.execute(query.order_by(dead.c.id).limit(limit).offset(offset)).mappings()
         return Page[DeadLetterOut](
             items=[DeadLetterOut.model_validate(dict(r)) for r in rows],
-            total=total, limit=limit, offset=offset,
+            total=total,
+            limit=limit,
+            offset=offset,
         )
 
-    @router.post("/dead-letters/{dead_letter_id}/replay", response_model=ReplayResult,
-                 dependencies=[operator], summary="Apply a dead letter again")
+    @router.post(
+        "/dead-letters/{dead_letter_id}/replay",
+        response_model=ReplayResult,
+        dependencies=[operator],
+        summary="Apply a dead letter again",
+    )
     def replay(dead_letter_id: int, runtime: RuntimeDep) -> ReplayResult:
         try:
             applied, outcome = replay_dead_letter(runtime.applier, dead_letter_id)
@@ -215,8 +238,12 @@ def admin_router(service: str) -> APIRouter:
             raise NotFound(f"no dead letter {dead_letter_id}") from exc
         return ReplayResult(id=dead_letter_id, applied=applied, outcome=outcome)
 
-    @router.get("/status", response_model=ServiceStatus, dependencies=[operator],
-                summary="Outbox backlog, relay and consumer state")
+    @router.get(
+        "/status",
+        response_model=ServiceStatus,
+        dependencies=[operator],
+        summary="Outbox backlog, relay and consumer state",
+    )
     def status(runtime: RuntimeDep) -> ServiceStatus:
         backlog, oldest = outbox_backlog(runtime.engine, runtime.tables)
         relay = runtime.relay

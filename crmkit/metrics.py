@@ -19,7 +19,8 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 OUTBOX_PUBLISHED = Counter("crm_outbox_published_total", "Outbox rows acknowledged", ["service"])
 OUTBOX_REPUBLISHED = Counter(
-    "crm_outbox_republished_total", "Rows published again after the broker came back empty",
+    "crm_outbox_republished_total",
+    "Rows published again after the broker came back empty",
     ["service"],
 )
 OUTBOX_RELAY_ERRORS = Counter("crm_outbox_relay_errors_total", "Relay loop errors", ["service"])
@@ -33,8 +34,12 @@ EVENTS_FAILED = Counter(
     "crm_events_failed_total", "Failed attempts to apply an event", ["service", "consumer"]
 )
 EVENTS_DEAD_LETTERED = Counter(
-    "crm_events_dead_lettered_total", "Events sent to the dead-letter topic", ["service", "consumer"]
+    "crm_events_dead_lettered_total",
+    "Events sent to the dead-letter topic",
+    ["service", "consumer"],
 )
 CONSUMER_LAG = Gauge(
-    "crm_consumer_lag", "Approximate records behind the partition end", ["service", "consumer", "topic"]
+    "crm_consumer_lag",
+    "Approximate records behind the partition end",
+    ["service", "consumer", "topic"],
 )

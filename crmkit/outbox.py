@@ -21,9 +21,20 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
 
 from crmkit import metrics
 from crmkit.db import KitTables, is_sqlite, utcnow
@@ -55,8 +66,15 @@ def _forget_outbox_rows(session: Session) -> None:
     session.info.pop(_OUTBOX_FLAG, None)
 
 
-def write_outbox_row(session: Session, tables: KitTables, topic: str, key: str | None,
-                     event_id: str, event_type: str, payload: dict[str, Any]) -> None:
+def write_outbox_row(
+    session: Session,
+    tables: KitTables,
+    topic: str,
+    key: str | None,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+) -> None:
     """Add one row to the outbox in the session's transaction."""
     session.execute(
         insert(tables.outbox).values(
@@ -92,7 +110,12 @@ class EventRecorder:
         """Validate the payload against its schema and write the event in this transaction."""
         envelope = build_envelope(spec, data, source=self.source, key=key, actor=actor)
         write_outbox_row(
-            session, self.tables, self.kafka.topic(spec.stream), key, str(envelope.id), spec.type,
+            session,
+            self.tables,
+            self.kafka.topic(spec.stream),
+            key,
+            str(envelope.id),
+            spec.type,
             envelope.model_dump(mode="json"),
         )
         return envelope
@@ -138,6 +161,7 @@ class OutboxRelay:
         self._leader: _LeaderLock = _LeaderLock.for_engine(engine, f"outbox-relay:{service}")
         self._next_epoch_check = 0.0
         self._next_backlog_report = 0.0
+        self._next_housekeeping = 0.0
         self._epoch_check_needed = True
 
     # -- the loop ---------------------------------------------------------------------------
@@ -153,6 +177,7 @@ class OutboxRelay:
                 self._check_broker_epoch()
                 published = self.publish_batch()
                 self._report_backlog()
+                self._housekeeping()
                 backoff = 0.2
                 if published == 0:
                     self.wakeup.wait(self.settings.relay_poll_interval_s)
@@ -226,8 +251,10 @@ class OutboxRelay:
             with self.engine.begin() as conn:
                 conn.execute(
                     update(outbox)
-                    .where(outbox.c.seq == _bind("s"))
-                    .values(published_at=_bind("t"), partition=_bind("p"), offset=_bind("o")),
+                    .where(outbox.c.seq == bindparam("s"))
+                    .values(
+                        published_at=bindparam("t"), partition=bindparam("p"), offset=bindparam("o")
+                    ),
                     acked,
                 )
             self.stats.published += len(acked)
@@ -295,6 +322,16 @@ class OutboxRelay:
             "topic %s was recreated: publishing the last %d events again", topic, result.rowcount
         )
 
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + 300.0
+        retention = timedelta(seconds=self.settings.retention_s)
+        sent, seen = prune(self.engine, self.tables, retention)
+        if sent or seen:
+            log.info("pruned %d published outbox rows and %d inbox entries", sent, seen)
+
     def _report_backlog(self) -> None:
         now = time.monotonic()
         if now < self._next_backlog_report:
@@ -305,57 +342,49 @@ class OutboxRelay:
         metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest)
 
 
-def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
-
-
-def _upsert_topic_id(conn: Connection, tables: KitTables, topic: str, topic_id: str,
-                     new: bool) -> None:
+def _upsert_topic_id(
+    conn: Connection, tables: KitTables, topic: str, topic_id: str, new: bool
+) -> None:
     state = tables.relay_state
     if new:
         conn.execute(insert(state).values(topic=topic, topic_id=topic_id, updated_at=utcnow()))
     else:
         conn.execute(
-            update(state).where(state.c.topic == topic).values(topic_id=topic_id,
-                                                                updated_at=utcnow())
+            update(state)
+            .where(state.c.topic == topic)
+            .values(topic_id=topic_id, updated_at=utcnow())
         )
 
 
 def outbox_backlog(engine: Engine, tables: KitTables) -> tuple[int, float]:
     """Unpublished rows and the age in seconds of the oldest one."""
     outbox = tables.outbox
+    unpublished = outbox.c.published_at.is_(None)
     with engine.connect() as conn:
-        count, oldest = conn.execute(
-            select(func.count(), func.min(outbox.c.created_at)).where(
-                outbox.c.published_at.is_(None)
-            )
-        ).one()
-    if not oldest:
-        return int(count), 0.0
-    if isinstance(oldest, str):  # SQLite aggregate bypasses the column type
-        from datetime import datetime, UTC
-
-        oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
-    elif oldest.tzinfo is None:
-        from datetime import UTC
-
-        oldest = oldest.replace(tzinfo=UTC)
-    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+        count = conn.execute(select(func.count()).where(unpublished)).scalar_one()
+        oldest = conn.execute(
+            select(outbox.c.created_at).where(unpublished).order_by(outbox.c.seq).limit(1)
+        ).scalar_one_or_none()
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    return int(count), max(0.0, age)
 
 
-def prune_published(engine: Engine, tables: KitTables, older_than: timedelta) -> int:
-    """Delete published rows older than the republish window (housekeeping)."""
-    outbox = tables.outbox
+def prune(engine: Engine, tables: KitTables, retention: timedelta) -> tuple[int, int]:
+    """Housekeeping: delete published outbox rows and inbox entries older than ``retention``.
+
+    Returns the rows deleted from (outbox, inbox). The retention must exceed the republish
+    window and the longest redelivery the consumers may see, or a duplicate could pass the inbox.
+    """
+    outbox, inbox = tables.outbox, tables.inbox
+    cutoff = utcnow() - retention
     with engine.begin() as conn:
-        result = conn.execute(
+        sent = conn.execute(
             delete(outbox).where(
-                and_(outbox.c.published_at.is_not(None),
-                     outbox.c.published_at < utcnow() - older_than)
+                and_(outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff)
             )
         )
-    return int(result.rowcount or 0)
+        seen = conn.execute(delete(inbox).where(inbox.c.processed_at < cutoff))
+    return int(sent.rowcount or 0), int(seen.rowcount or 0)
 
 
 class _LeaderLock:

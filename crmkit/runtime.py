@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -58,8 +59,14 @@ class ServiceRuntime:
 
     @cached_property
     def applier(self) -> EventApplier:
-        return EventApplier(self.name, self.name, self.registry, self.tables,
-                            self.session_factory, self.settings.dead_letter_topic)
+        return EventApplier(
+            self.name,
+            self.name,
+            self.registry,
+            self.tables,
+            self.session_factory,
+            self.settings.dead_letter_topic,
+        )
 
     @property
     def published_topics(self) -> list[str]:
@@ -90,15 +97,17 @@ class ServiceRuntime:
     def start_workers(self) -> None:
         """Start the outbox relay and, when the service consumes events, its consumer."""
         self._stop.clear()
-        self.relay = OutboxRelay(self.name, self.engine, self.tables, self.settings,
-                                 self.published_topics)
+        self.relay = OutboxRelay(
+            self.name, self.engine, self.tables, self.settings, self.published_topics
+        )
         self._spawn(f"{self.name}-relay", self.relay.run)
         if self.registry.subscriptions:
-            self.consumer = EventConsumer(self.applier, self.settings,
-                                          group_id=self.settings.kafka.group_id(self.name))
+            self.consumer = EventConsumer(
+                self.applier, self.settings, group_id=self.settings.kafka.group_id(self.name)
+            )
             self._spawn(f"{self.name}-consumer", self.consumer.run)
 
-    def _spawn(self, name: str, target: object) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -134,7 +143,7 @@ class ServiceRuntime:
 class _CachedProbe:
     """Caches a slow reachability check for a couple of seconds (readiness is polled often)."""
 
-    def __init__(self, check: object, ttl_s: float = 2.0) -> None:
+    def __init__(self, check: Callable[[], bool], ttl_s: float = 2.0) -> None:
         self._check = check
         self._ttl = ttl_s
         self._value = False
@@ -144,6 +153,6 @@ class _CachedProbe:
     def get(self) -> bool:
         with self._lock:
             if time.monotonic() - self._at > self._ttl:
-                self._value = bool(self._check())  # type: ignore[operator]
+                self._value = self._check()
                 self._at = time.monotonic()
             return self._value

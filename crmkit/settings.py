@@ -7,6 +7,7 @@ The service prefix wins over the suite prefix.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,12 +20,13 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = REPO_ROOT / "var"
+# Local data of the embedded default (SQLite files, development keys, the run environment).
+VAR_DIR = Path(os.environ.get("CRM_VAR_DIR", REPO_ROOT / "var"))
 SUITE_PREFIX = "CRM_"
 
 
 class KafkaSettings(BaseSettings):
-    """How the suite talks to its Kafka-protocol broker (Tansu embedded, Apache Kafka in production)."""
+    """How the suite talks to its Kafka-protocol broker (embedded Tansu, or Apache Kafka)."""
 
     model_config = SettingsConfigDict(env_prefix="CRM_KAFKA_", extra="ignore")
 
@@ -75,6 +77,8 @@ class ServiceSettings(BaseSettings):
     relay_broker_check_interval_s: float = 2.0
     # After the broker comes back empty, events published this recently are published again.
     relay_republish_window_s: float = 3600.0
+    # Published outbox rows and inbox entries are kept this long (dedupe horizon), then pruned.
+    retention_s: float = 7 * 24 * 3600.0
     consumer_max_attempts: int = 3
     consumer_retry_backoff_s: float = 0.2
     jwt_public_key_file: str = str(VAR_DIR / "keys" / "dev-jwt.pub.pem")

@@ -30,5 +30,5 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         build_runtime(settings),
         routers,
         title="Assignment service",
-        description="One customer, one responsible manager 一户一主办: org units, staff, ownership, teams, leads.",
+        description="One customer, one responsible manager 一户一主办: org, staff, owners, teams.",
     )

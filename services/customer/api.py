@@ -15,10 +15,12 @@ from services.customer.schemas import CustomerCreate, CustomerOut, CustomerPatch
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut,
-             summary="Create a customer")
-def create_customer(body: CustomerCreate, caller: CurrentCaller, session: SessionDep,
-                    runtime: RuntimeDep) -> CustomerOut:
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=CustomerOut, summary="Create a customer"
+)
+def create_customer(
+    body: CustomerCreate, caller: CurrentCaller, session: SessionDep, runtime: RuntimeDep
+) -> CustomerOut:
     customer = service.create_customer(session, runtime.recorder, body, caller)
     return CustomerOut.model_validate(customer)
 
@@ -31,8 +33,9 @@ def list_customers(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[CustomerOut]:
     rows, total = service.list_customers(session, caller, limit, offset)
-    return Page[CustomerOut](items=[CustomerOut.model_validate(c) for c in rows], total=total,
-                             limit=limit, offset=offset)
+    return Page[CustomerOut](
+        items=[CustomerOut.model_validate(c) for c in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Read one customer")
@@ -41,8 +44,15 @@ def get_customer(customer_id: str, caller: CurrentCaller, session: SessionDep) -
 
 
 @router.patch("/{customer_id}", response_model=CustomerOut, summary="Change master data")
-def update_customer(customer_id: str, body: CustomerPatch, caller: CurrentCaller,
-                    session: SessionDep, runtime: RuntimeDep) -> CustomerOut:
+def update_customer(
+    customer_id: str,
+    body: CustomerPatch,
+    caller: CurrentCaller,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> CustomerOut:
     customer = service.update_customer(session, runtime.recorder, customer_id, body, caller)
     return CustomerOut.model_validate(customer)
+
+
 routers = [router]

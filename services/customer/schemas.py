@@ -32,8 +32,11 @@ class CustomerCreate(BaseModel):
 
     kind: CustomerKind
     name: str = Field(min_length=1, max_length=200)
-    org_unit: str = Field(pattern=r"^/[A-Za-z0-9_/-]*$", max_length=200,
-                          description="Org-unit path of the branch the relationship belongs to")
+    org_unit: str = Field(
+        pattern=r"^/[A-Za-z0-9_/-]*$",
+        max_length=200,
+        description="Org-unit path of the branch the relationship belongs to",
+    )
     business_line: BusinessLine
     segment: Segment = Segment.stock
 

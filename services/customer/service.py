@@ -31,20 +31,28 @@ def _check_scope(caller: Caller, org_unit: str) -> None:
         raise Forbidden(f"org unit {org_unit} is outside your scope {caller.org_unit}")
 
 
-def create_customer(session: Session, recorder: EventRecorder, cmd: CustomerCreate,
-                    caller: Caller) -> Customer:
+def create_customer(
+    session: Session, recorder: EventRecorder, cmd: CustomerCreate, caller: Caller
+) -> Customer:
     _check_scope(caller, cmd.org_unit)
     now = utcnow()
     customer = Customer(
-        id=str(uuid.uuid4()), kind=cmd.kind.value, name=cmd.name, org_unit=cmd.org_unit,
+        id=str(uuid.uuid4()),
+        kind=cmd.kind.value,
+        name=cmd.name,
+        org_unit=cmd.org_unit,
         business_line=cmd.business_line.value,
         status="target" if cmd.segment.value == "target" else "active",
-        segment=cmd.segment.value, created_at=now, updated_at=now, created_by=caller.subject,
+        segment=cmd.segment.value,
+        created_at=now,
+        updated_at=now,
+        created_by=caller.subject,
     )
     session.add(customer)
     session.flush()
-    recorder.record(session, events.CUSTOMER_CREATED, _payload(customer), key=customer.id,
-                    actor=caller.subject)
+    recorder.record(
+        session, events.CUSTOMER_CREATED, _payload(customer), key=customer.id, actor=caller.subject
+    )
     session.commit()
     return customer
 
@@ -57,8 +65,13 @@ def get_customer(session: Session, customer_id: str, caller: Caller) -> Customer
     return customer
 
 
-def update_customer(session: Session, recorder: EventRecorder, customer_id: str,
-                    patch: CustomerPatch, caller: Caller) -> Customer:
+def update_customer(
+    session: Session,
+    recorder: EventRecorder,
+    customer_id: str,
+    patch: CustomerPatch,
+    caller: Caller,
+) -> Customer:
     customer = get_customer(session, customer_id, caller)
     changes = patch.model_dump(exclude_none=True, mode="json")
     if "org_unit" in changes:
@@ -69,19 +82,32 @@ def update_customer(session: Session, recorder: EventRecorder, customer_id: str,
     for field in changed:
         setattr(customer, field, changes[field])
     customer.updated_at = utcnow()
-    recorder.record(session, events.CUSTOMER_UPDATED, _payload(customer, changed=changed),
-                    key=customer.id, actor=caller.subject)
+    recorder.record(
+        session,
+        events.CUSTOMER_UPDATED,
+        _payload(customer, changed=changed),
+        key=customer.id,
+        actor=caller.subject,
+    )
     session.commit()
     return customer
 
 
-def list_customers(session: Session, caller: Caller, limit: int, offset: int
-                   ) -> tuple[list[Customer], int]:
+def list_customers(
+    session: Session, caller: Caller, limit: int, offset: int
+) -> tuple[list[Customer], int]:
     query = select(Customer)
     if not caller.has_role(ROLE_ADMIN):
         scope = caller.org_unit.rstrip("/")
-        query = query.where((Customer.org_unit == scope) | Customer.org_unit.startswith(scope + "/"))
+        query = query.where(
+            (Customer.org_unit == scope) | Customer.org_unit.startswith(scope + "/")
+        )
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(query.order_by(Customer.created_at, Customer.id)
-                           .limit(limit).offset(offset)).scalars().all()
+    rows = (
+        session.execute(
+            query.order_by(Customer.created_at, Customer.id).limit(limit).offset(offset)
+        )
+        .scalars()
+        .all()
+    )
     return list(rows), total

@@ -52,15 +52,20 @@ class Pair:
         """Record a customer event straight into the outbox (one transaction)."""
         spec = events.CUSTOMER_CREATED if created else events.CUSTOMER_UPDATED
         data: dict[str, Any] = {
-            "customer_id": customer_id, "kind": "individual", "name": name,
-            "org_unit": "/HQ/U01/B01", "business_line": "personal", "status": "active",
+            "customer_id": customer_id,
+            "kind": "individual",
+            "name": name,
+            "org_unit": "/HQ/U01/B01",
+            "business_line": "personal",
+            "status": "active",
             "segment": "stock",
         }
         if not created:
             data["changed"] = ["name"]
         with self.customer.session_factory() as session, session.begin():
-            envelope = self.customer.recorder.record(session, spec, data, key=customer_id,
-                                                     actor="test")
+            envelope = self.customer.recorder.record(
+                session, spec, data, key=customer_id, actor="test"
+            )
         self.written.append((str(envelope.id), customer_id))
         return str(envelope.id)
 
@@ -70,11 +75,19 @@ class Pair:
         with self.customer.session_factory() as session, session.begin():
             for i in range(count):
                 cid = customers[i % keys]
-                data = {"customer_id": cid, "kind": "individual", "name": f"v{i // keys}",
-                        "org_unit": "/HQ", "business_line": "personal", "status": "active",
-                        "segment": "stock", "changed": ["name"]}
-                env = self.customer.recorder.record(session, events.CUSTOMER_UPDATED, data,
-                                                    key=cid, actor="test")
+                data = {
+                    "customer_id": cid,
+                    "kind": "individual",
+                    "name": f"v{i // keys}",
+                    "org_unit": "/HQ",
+                    "business_line": "personal",
+                    "status": "active",
+                    "segment": "stock",
+                    "changed": ["name"],
+                }
+                env = self.customer.recorder.record(
+                    session, events.CUSTOMER_UPDATED, data, key=cid, actor="test"
+                )
                 self.written.append((str(env.id), cid))
 
     def effect_counts(self) -> dict[str, int]:
@@ -88,16 +101,20 @@ class Pair:
     def published_count(self) -> int:
         outbox = self.customer.tables.outbox
         with self.customer.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(
-                outbox.c.published_at.is_not(None))).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count()).where(outbox.c.published_at.is_not(None))
+                ).scalar_one()
+            )
 
     def names_in_order(self) -> dict[str, list[str]]:
         """Per customer, the names in the order the consumer applied them."""
         from tests.integration.effects_service import effects
 
         with self.effects.engine.connect() as conn:
-            rows = conn.execute(select(effects.c.customer_id, effects.c.name)
-                                .order_by(effects.c.id)).all()
+            rows = conn.execute(
+                select(effects.c.customer_id, effects.c.name).order_by(effects.c.id)
+            ).all()
         out: dict[str, list[str]] = {}
         for cid, name in rows:
             out.setdefault(cid, []).append(name)
@@ -105,26 +122,42 @@ class Pair:
 
     def spawn(self, module: str, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Run a service worker as its own process (to kill it with SIGKILL)."""
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CRM_LOG_JSON": "false",
-               "CRM_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
-               "CRM_KAFKA_NAMESPACE": self.kafka.namespace, **extra_env}
-        proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CRM_LOG_JSON": "false",
+            "CRM_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+            "CRM_KAFKA_NAMESPACE": self.kafka.namespace,
+            **extra_env,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self._processes.append(proc)
         return proc
 
     def spawn_relay(self) -> subprocess.Popen[bytes]:
-        return self.spawn("services.customer.worker", {
-            "CRM_CUSTOMER_DATABASE_URL": self.customer.settings.database_url,
-            "CRM_CUSTOMER_RUN_MIGRATIONS_ON_START": "false",
-            "CRM_CUSTOMER_RELAY_BATCH_SIZE": "200",
-        })
+        return self.spawn(
+            "services.customer.worker",
+            {
+                "CRM_CUSTOMER_DATABASE_URL": self.customer.settings.database_url,
+                "CRM_CUSTOMER_RUN_MIGRATIONS_ON_START": "false",
+                "CRM_CUSTOMER_RELAY_BATCH_SIZE": "200",
+            },
+        )
 
     def spawn_consumer(self, crash_after_batches: int = 0) -> subprocess.Popen[bytes]:
-        return self.spawn("tests.integration.effects_service", {
-            "CRM_EFFECTS_DATABASE_URL": self.effects.settings.database_url,
-            "CRASH_AFTER_BATCHES": str(crash_after_batches),
-        })
+        return self.spawn(
+            "tests.integration.effects_service",
+            {
+                "CRM_EFFECTS_DATABASE_URL": self.effects.settings.database_url,
+                "CRASH_AFTER_BATCHES": str(crash_after_batches),
+            },
+        )
 
     def close(self) -> None:
         for proc in self._processes:
@@ -139,12 +172,17 @@ class Pair:
 
 @pytest.fixture
 def pair(databases: Databases, kafka_settings: KafkaSettings) -> Iterator[Pair]:
-    customer = build_customer(CustomerSettings(
-        database_url=databases.url("customer"), kafka=kafka_settings, relay_poll_interval_s=0.05,
-    ))
+    customer = build_customer(
+        CustomerSettings(
+            database_url=databases.url("customer"),
+            kafka=kafka_settings,
+            relay_poll_interval_s=0.05,
+        )
+    )
     customer.migrate()
-    effects = build_effects(EffectsSettings(database_url=databases.url("effects"),
-                                            kafka=kafka_settings))
+    effects = build_effects(
+        EffectsSettings(database_url=databases.url("effects"), kafka=kafka_settings)
+    )
     made = Pair(customer, effects, kafka_settings)
     yield made
     made.close()

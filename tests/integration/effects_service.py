@@ -12,7 +12,7 @@ import os
 from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import Column, Integer, String, Table, func, insert, select
+from sqlalchemy import Column, String, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from crmkit.consumer import EventApplier, HandlerRegistry
@@ -41,8 +41,12 @@ def record_effect(session: Session, event: Envelope) -> None:
     if event.data["name"] == "poison":
         raise RuntimeError("this customer cannot be applied")
     session.execute(
-        insert(effects).values(event_id=str(event.id), customer_id=event.data["customer_id"],
-                               name=event.data["name"], applied_at=utcnow())
+        insert(effects).values(
+            event_id=str(event.id),
+            customer_id=event.data["customer_id"],
+            name=event.data["name"],
+            applied_at=utcnow(),
+        )
     )
 
 
@@ -55,8 +59,14 @@ class EffectsSettings(ServiceSettings):
 
 
 def build_runtime(settings: EffectsSettings) -> ServiceRuntime:
-    runtime = ServiceRuntime(name="effects", settings=settings, metadata=metadata, tables=kit,
-                             registry=registry, migrations_dir=None)
+    runtime = ServiceRuntime(
+        name="effects",
+        settings=settings,
+        metadata=metadata,
+        tables=kit,
+        registry=registry,
+        migrations_dir=None,
+    )
     metadata.create_all(runtime.engine)
     return runtime
 

@@ -69,8 +69,9 @@ def test_topics_are_created_with_the_configured_partitions(
     assert ensure_topics(conformance_kafka, [topic]) == []
 
 
-def test_order_per_key_is_kept(conformance_kafka: KafkaSettings, topic: str,
-                               consumers: list[KafkaConsumer]) -> None:
+def test_order_per_key_is_kept(
+    conformance_kafka: KafkaSettings, topic: str, consumers: list[KafkaConsumer]
+) -> None:
     items = [(f"key-{i % 7}", str(i)) for i in range(700)]
     _produce(conformance_kafka, topic, items)
     consumer = make_consumer(conformance_kafka, "order", f"{topic}.order")
@@ -96,8 +97,13 @@ def test_group_rebalances_when_a_second_consumer_joins(
         _wait(lambda: len(members[0].assignment) == conformance_kafka.topic_partitions, 30)
         members.append(_Member(conformance_kafka, group, topic, "second", stop))
         members[1].start()
-        _wait(lambda: all(m.assignment for m in members) and sum(
-            len(m.assignment) for m in members) == conformance_kafka.topic_partitions, 40)
+        _wait(
+            lambda: (
+                all(m.assignment for m in members)
+                and sum(len(m.assignment) for m in members) == conformance_kafka.topic_partitions
+            ),
+            40,
+        )
         assert not members[0].assignment & members[1].assignment
     finally:
         stop.set()
@@ -108,8 +114,9 @@ def test_group_rebalances_when_a_second_consumer_joins(
 class _Member(threading.Thread):
     """A group member polling on its own thread, as consumers run in the services."""
 
-    def __init__(self, kafka: KafkaSettings, group: str, topic: str, name: str,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, group: str, topic: str, name: str, stop: threading.Event
+    ) -> None:
         super().__init__(daemon=True)
         self.kafka, self.group, self.topic, self.member, self.stop = kafka, group, topic, name, stop
         self.assignment: set[TopicPartition] = set()

@@ -56,8 +56,9 @@ def test_consumer_killed_before_offset_commit_reprocesses_without_double_effects
 def test_broker_outage_events_wait_then_arrive_in_order(
     restartable_broker: EmbeddedBroker, pair: Pair
 ) -> None:
-    kafka = KafkaSettings(bootstrap_servers=restartable_broker.bootstrap,
-                          namespace=pair.kafka.namespace)
+    kafka = KafkaSettings(
+        bootstrap_servers=restartable_broker.bootstrap, namespace=pair.kafka.namespace
+    )
     pair.customer.settings.kafka = kafka
     pair.effects.settings.kafka = kafka
     pair.customer.start_workers()

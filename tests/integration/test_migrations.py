@@ -26,12 +26,14 @@ def test_migrations_match_models_and_downgrade(service: str, databases: Database
         diff = compare_metadata(MigrationContext.configure(conn), runtime.metadata)
     assert diff == [], f"{service}: models and migrations differ: {diff}"
     assert {"outbox", "inbox", "dead_letters", "relay_state"} <= set(
-        inspect(runtime.engine).get_table_names())
+        inspect(runtime.engine).get_table_names()
+    )
     assert runtime.migrations_dir is not None
     migrations.upgrade(runtime.migrations_dir, runtime.settings.database_url, "head")  # no-op
     from alembic import command
 
-    command.downgrade(migrations.alembic_config(runtime.migrations_dir,
-                                                runtime.settings.database_url), "base")
+    command.downgrade(
+        migrations.alembic_config(runtime.migrations_dir, runtime.settings.database_url), "base"
+    )
     assert set(inspect(runtime.engine).get_table_names()) <= {"alembic_version"}
     runtime.engine.dispose()

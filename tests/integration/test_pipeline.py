@@ -51,8 +51,11 @@ def test_failing_event_is_dead_lettered_then_replayed(
     poison = pair.write("c-2", "poison", created=True)
     good_after = pair.write("c-3", "after", created=True)
     dead = pair.effects.tables.dead_letters
-    wait_until(lambda: good_after in pair.effect_counts() and _count(pair, dead) == 1, 30,
-               "the events around the poison applied and the poison dead-lettered")
+    wait_until(
+        lambda: good_after in pair.effect_counts() and _count(pair, dead) == 1,
+        30,
+        "the events around the poison applied and the poison dead-lettered",
+    )
     counts = pair.effect_counts()
     assert good_before in counts and poison not in counts
     with pair.effects.engine.connect() as conn:
@@ -74,13 +77,15 @@ def test_failing_event_is_dead_lettered_then_replayed(
     assert listed.status_code == 200
     assert listed.json()["total"] == 1
     assert listed.json()["items"][0]["event_id"] == poison
-    refused = client.post(f"/api/v1/admin/effects/dead-letters/{row['id']}/replay",
-                          headers=auth_header("manager.li"))
+    refused = client.post(
+        f"/api/v1/admin/effects/dead-letters/{row['id']}/replay", headers=auth_header("manager.li")
+    )
     assert refused.status_code == 403
 
     # Still failing: the replay reports it and the event stays unapplied.
-    failed = client.post(f"/api/v1/admin/effects/dead-letters/{row['id']}/replay",
-                         headers=auth_header("admin"))
+    failed = client.post(
+        f"/api/v1/admin/effects/dead-letters/{row['id']}/replay", headers=auth_header("admin")
+    )
     assert failed.status_code == 200 and failed.json()["applied"] is False
 
     # Once the cause is fixed (here: the payload repaired by an operator), replay applies it.
@@ -88,16 +93,19 @@ def test_failing_event_is_dead_lettered_then_replayed(
         payload = json.loads(conn.execute(select(dead.c.payload)).scalar_one())
         payload["data"]["name"] = "repaired"
         conn.execute(dead.update().values(payload=json.dumps(payload)))
-    replayed = client.post(f"/api/v1/admin/effects/dead-letters/{row['id']}/replay",
-                           headers=auth_header("admin"))
+    replayed = client.post(
+        f"/api/v1/admin/effects/dead-letters/{row['id']}/replay", headers=auth_header("admin")
+    )
     assert replayed.json() == {"id": row["id"], "applied": True, "outcome": "applied"}
     assert pair.effect_counts()[poison] == 1
-    again = client.post(f"/api/v1/admin/effects/dead-letters/{row['id']}/replay",
-                        headers=auth_header("admin"))
+    again = client.post(
+        f"/api/v1/admin/effects/dead-letters/{row['id']}/replay", headers=auth_header("admin")
+    )
     assert again.json()["applied"] is True
     assert pair.effect_counts()[poison] == 1  # the inbox keeps a second replay harmless
-    pending = client.get("/api/v1/admin/effects/dead-letters?pending_only=true",
-                         headers=auth_header("admin"))
+    pending = client.get(
+        "/api/v1/admin/effects/dead-letters?pending_only=true", headers=auth_header("admin")
+    )
     assert pending.json()["total"] == 0
 
 
@@ -108,7 +116,8 @@ def test_unknown_version_is_dead_lettered_without_retries(pair: Pair) -> None:
         envelope = conn.execute(select(outbox.c.envelope)).scalar_one()
     envelope["version"] = 9
     pair.effects.applier.apply_with_retries(
-        RawRecord("t", 0, 7, json.dumps(envelope).encode()), 3, 0.0)
+        RawRecord("t", 0, 7, json.dumps(envelope).encode()), 3, 0.0
+    )
     dead = pair.effects.tables.dead_letters
     with pair.effects.engine.connect() as conn:
         row = conn.execute(select(dead)).mappings().one()
@@ -125,5 +134,8 @@ def _count(pair: Pair, table: Table) -> int:
 def _published_dead_letters(pair: Pair) -> int:
     outbox = pair.effects.tables.outbox
     with pair.effects.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(
-            outbox.c.published_at.is_not(None))).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count()).where(outbox.c.published_at.is_not(None))
+            ).scalar_one()
+        )

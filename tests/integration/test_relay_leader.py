@@ -19,14 +19,25 @@ pytestmark = pytest.mark.postgres
 def test_only_one_relay_publishes_and_the_other_takes_over(
     pg_databases: Databases, kafka_settings: KafkaSettings
 ) -> None:
-    runtime = build_runtime(CustomerSettings(database_url=pg_databases.url("customer"),
-                                             kafka=kafka_settings, relay_poll_interval_s=0.05))
+    runtime = build_runtime(
+        CustomerSettings(
+            database_url=pg_databases.url("customer"),
+            kafka=kafka_settings,
+            relay_poll_interval_s=0.05,
+        )
+    )
     runtime.migrate()
-    relays = [OutboxRelay("customer", runtime.engine, runtime.tables, runtime.settings,
-                          runtime.published_topics) for _ in range(2)]
+    relays = [
+        OutboxRelay(
+            "customer", runtime.engine, runtime.tables, runtime.settings, runtime.published_topics
+        )
+        for _ in range(2)
+    ]
     stops = [threading.Event(), threading.Event()]
-    threads = [threading.Thread(target=r.run, args=(s,), daemon=True)
-               for r, s in zip(relays, stops, strict=True)]
+    threads = [
+        threading.Thread(target=r.run, args=(s,), daemon=True)
+        for r, s in zip(relays, stops, strict=True)
+    ]
     try:
         threads[0].start()
         wait_until(lambda: relays[0]._leader.held, 10, "the first relay to lead")
@@ -53,7 +64,18 @@ def _write(runtime, count: int) -> None:  # type: ignore[no-untyped-def]
 
     with runtime.session_factory() as session, session.begin():
         for i in range(count):
-            runtime.recorder.record(session, events.CUSTOMER_CREATED, {
-                "customer_id": f"00000000-0000-4000-8000-{i:012d}", "kind": "corporate",
-                "name": f"Firm {i}", "org_unit": "/HQ", "business_line": "corporate",
-                "status": "active", "segment": "stock"}, key=str(i), actor="test")
+            runtime.recorder.record(
+                session,
+                events.CUSTOMER_CREATED,
+                {
+                    "customer_id": f"00000000-0000-4000-8000-{i:012d}",
+                    "kind": "corporate",
+                    "name": f"Firm {i}",
+                    "org_unit": "/HQ",
+                    "business_line": "corporate",
+                    "status": "active",
+                    "segment": "stock",
+                },
+                key=str(i),
+                actor="test",
+            )

@@ -25,27 +25,42 @@ SERVICES = ["customer", "rating", "assignment", "visits", "notify"]
 
 @pytest.fixture
 def verifier(dev_keys: tuple[str, Path]) -> TokenVerifier:
-    return TokenVerifier(issuer=devauth.ISSUER, audience=devauth.AUDIENCE,
-                         public_key_file=str(dev_keys[1]))
+    return TokenVerifier(
+        issuer=devauth.ISSUER, audience=devauth.AUDIENCE, public_key_file=str(dev_keys[1])
+    )
 
 
-def test_valid_token_gives_the_caller(verifier: TokenVerifier,
-                                      token_for: Callable[[str], str]) -> None:
+def test_valid_token_gives_the_caller(
+    verifier: TokenVerifier, token_for: Callable[[str], str]
+) -> None:
     caller = verifier.verify(token_for("manager.li"))
     assert caller.subject == "manager.li"
     assert caller.roles == {"customer_manager"}
     assert caller.org_unit == "/HQ/U01/B01"
 
 
-@pytest.mark.parametrize(("claims", "reason"), [
-    ({"exp": int(time.time()) - 3600}, "expired"),
-    ({"iss": "someone-else"}, "issuer"),
-    ({"aud": "other-app"}, "audience"),
-])
-def test_token_with_wrong_claims_is_refused(verifier: TokenVerifier, dev_keys: tuple[str, Path],
-                                            claims: dict[str, object], reason: str) -> None:
-    token = jwt.encode({"sub": "x", "iss": devauth.ISSUER, "aud": devauth.AUDIENCE,
-                        "exp": int(time.time()) + 60, **claims}, dev_keys[0], algorithm="RS256")
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"iss": "someone-else"}, "issuer"),
+        ({"aud": "other-app"}, "audience"),
+    ],
+)
+def test_token_with_wrong_claims_is_refused(
+    verifier: TokenVerifier, dev_keys: tuple[str, Path], claims: dict[str, object], reason: str
+) -> None:
+    token = jwt.encode(
+        {
+            "sub": "x",
+            "iss": devauth.ISSUER,
+            "aud": devauth.AUDIENCE,
+            "exp": int(time.time()) + 60,
+            **claims,
+        },
+        dev_keys[0],
+        algorithm="RS256",
+    )
     with pytest.raises(Unauthorized) as err:
         verifier.verify(token)
     assert reason in err.value.detail.lower()
@@ -58,14 +73,25 @@ def test_token_signed_by_another_key_is_refused(verifier: TokenVerifier) -> None
         verifier.verify(token)
 
 
-def test_hmac_token_keyed_with_the_public_key_is_refused(verifier: TokenVerifier,
-                                                         dev_keys: tuple[str, Path]) -> None:
+def test_hmac_token_keyed_with_the_public_key_is_refused(
+    verifier: TokenVerifier, dev_keys: tuple[str, Path]
+) -> None:
     """The classic algorithm confusion: HS256 signed with the (public) RSA key as secret."""
     header = _b64(b'{"alg":"HS256","typ":"JWT"}')
-    claims = _b64(json.dumps({"sub": "admin", "roles": ["admin"], "iss": devauth.ISSUER,
-                              "aud": devauth.AUDIENCE, "exp": int(time.time()) + 60}).encode())
-    signature = hmac.new(dev_keys[1].read_bytes(), f"{header}.{claims}".encode(),
-                         hashlib.sha256).digest()
+    claims = _b64(
+        json.dumps(
+            {
+                "sub": "admin",
+                "roles": ["admin"],
+                "iss": devauth.ISSUER,
+                "aud": devauth.AUDIENCE,
+                "exp": int(time.time()) + 60,
+            }
+        ).encode()
+    )
+    signature = hmac.new(
+        dev_keys[1].read_bytes(), f"{header}.{claims}".encode(), hashlib.sha256
+    ).digest()
     with pytest.raises(Unauthorized):
         verifier.verify(f"{header}.{claims}.{_b64(signature)}")
 
@@ -88,16 +114,22 @@ def test_org_scope_is_a_subtree() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_route_but_health_metrics_and_docs_requires_a_token(
-    service: str, dev_keys: tuple[str, Path], tmp_path: Path,
+    service: str,
+    dev_keys: tuple[str, Path],
+    tmp_path: Path,
     auth_header: Callable[[str], dict[str, str]],
 ) -> None:
     module = import_module(f"services.{service}.app")
     settings_cls = type(module.build_runtime().settings)
-    app = module.create_app(settings_cls(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                                         jwt_public_key_file=str(dev_keys[1])))
+    app = module.create_app(
+        settings_cls(
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", jwt_public_key_file=str(dev_keys[1])
+        )
+    )
     client = TestClient(app)
-    operations = [(method.upper(), path) for path, item in app.openapi()["paths"].items()
-                  for method in item]
+    operations = [
+        (method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item
+    ]
     protected = [(m, p) for m, p in operations if p not in PUBLIC_PATHS]
     assert protected, "a service without protected routes"
     for method, template in protected:

@@ -12,9 +12,15 @@ from crmkit import context
 from crmkit.events import Envelope, EventSchemaViolation, EventSpec, build_envelope
 
 SPEC = EventSpec("customer.created", 1, "customer")
-PAYLOAD = {"customer_id": str(uuid.uuid4()), "kind": "individual", "name": "Li Lei",
-           "org_unit": "/HQ/U01", "business_line": "personal", "status": "active",
-           "segment": "stock"}
+PAYLOAD = {
+    "customer_id": str(uuid.uuid4()),
+    "kind": "individual",
+    "name": "Li Lei",
+    "org_unit": "/HQ/U01",
+    "business_line": "personal",
+    "status": "active",
+    "segment": "stock",
+}
 
 
 def test_envelope_round_trips_through_bytes() -> None:
@@ -43,19 +49,29 @@ def test_new_chain_is_correlated_by_its_own_id() -> None:
 
 def test_invalid_payload_is_refused_before_it_is_written() -> None:
     with pytest.raises(EventSchemaViolation) as err:
-        build_envelope(SPEC, {**PAYLOAD, "business_line": "retail"}, source="customer",
-                       key=None, actor=None)
+        build_envelope(
+            SPEC, {**PAYLOAD, "business_line": "retail"}, source="customer", key=None, actor=None
+        )
     assert any("business_line" in e for e in err.value.errors)
 
 
-@pytest.mark.parametrize("bad", [
-    {"occurred_at": datetime(2026, 1, 1)},  # naive time
-    {"type": "CustomerCreated"},
-    {"version": 0},
-    {"extra": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"occurred_at": datetime(2026, 1, 1)},  # naive time
+        {"type": "CustomerCreated"},
+        {"version": 0},
+        {"extra": 1},
+    ],
+)
 def test_envelope_rejects_malformed_fields(bad: dict[str, object]) -> None:
-    fields = {"id": uuid.uuid4(), "type": "customer.created", "version": 1, "source": "customer",
-              "occurred_at": datetime.now(UTC), "data": {}}
+    fields = {
+        "id": uuid.uuid4(),
+        "type": "customer.created",
+        "version": 1,
+        "source": "customer",
+        "occurred_at": datetime.now(UTC),
+        "data": {},
+    }
     with pytest.raises(ValidationError):
         Envelope(**{**fields, **bad})

@@ -26,7 +26,8 @@ def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
     settings = CustomerSettings()
     assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith(
-        "var/customer.db")
+        "var/customer.db"
+    )
     assert settings.embedded_workers is True
     assert settings.topic == "crm.customer"
     assert settings.dead_letter_topic == "crm.dlq.customer"
