@@ -419,6 +419,8 @@ class RecoveryResult:
     written: int
     written_during_outage: int
     present: int
+    outage_s: float
+    broker_stop_s: float
 
     @property
     def lost(self) -> int:
@@ -474,6 +476,7 @@ def run_recovery(pair: Pair, broker: EmbeddedBroker, size: Size) -> RecoveryResu
         time.sleep(2.0)
         stopped_at = time.perf_counter()
         broker.stop()
+        broker_stop_s = time.perf_counter() - stopped_at
         time.sleep(size.outage_s)
         broker.start()
         restarted_at = time.perf_counter()
@@ -491,7 +494,15 @@ def run_recovery(pair: Pair, broker: EmbeddedBroker, size: Size) -> RecoveryResu
     if converged:
         converged_s = max(pair.observer.at[i] for i in ids) - restarted_at
     during = sum(1 for _, at in written if stopped_at <= at < restarted_at)
-    return RecoveryResult(recovery_s, converged_s, len(ids), during, pair.present(ids))
+    return RecoveryResult(
+        recovery_s,
+        converged_s,
+        len(ids),
+        during,
+        pair.present(ids),
+        restarted_at - stopped_at,
+        broker_stop_s,
+    )
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -555,7 +566,8 @@ def report(
         )
     lines.append(
         f"  events lost across the restart: {rec.lost} of {rec.written} "
-        f"({rec.written_during_outage} written during the {size.outage_s:.0f} s outage) "
+        f"({rec.written_during_outage} written while the broker was away for "
+        f"{rec.outage_s:.1f} s: {rec.broker_stop_s:.1f} s to stop, {size.outage_s:.0f} s down) "
         f"(goal 0: {_verdict(rec.lost == 0)})"
     )
     print("\n".join(lines))
@@ -573,6 +585,7 @@ def report(
             "recovery_converged_s": _r(rec.converged_s, 3),
             "lost_events": rec.lost,
             "recovery_events": rec.written,
+            "outage_s": _r(rec.outage_s, 2),
             "latency_events": size.latency_events,
             "throughput_events": size.throughput_events,
             "events": size.latency_events + size.throughput_events + rec.written,
