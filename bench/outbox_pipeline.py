@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -421,6 +422,8 @@ class RecoveryResult:
     present: int
     outage_s: float
     broker_stop_s: float
+    republished: int
+    duplicates: int
 
     @property
     def lost(self) -> int:
@@ -469,7 +472,13 @@ class PacedWriter:
             return list(self.written)
 
 
+def _counter(name: str, **labels: str) -> int:
+    return int(REGISTRY.get_sample_value(name, labels) or 0)
+
+
 def run_recovery(pair: Pair, broker: EmbeddedBroker, size: Size) -> RecoveryResult:
+    republished = _counter("crm_outbox_republished_total", service="customer")
+    duplicates = _counter("crm_events_duplicate_total", service="assignment", consumer="assignment")
     writer = PacedWriter(pair, size.recovery_rate)
     writer.start()
     try:
@@ -502,6 +511,9 @@ def run_recovery(pair: Pair, broker: EmbeddedBroker, size: Size) -> RecoveryResu
         pair.present(ids),
         restarted_at - stopped_at,
         broker_stop_s,
+        _counter("crm_outbox_republished_total", service="customer") - republished,
+        _counter("crm_events_duplicate_total", service="assignment", consumer="assignment")
+        - duplicates,
     )
 
 
@@ -563,6 +575,7 @@ def report(
             f"  recovery: {rec.recovery_s:.2f} s from broker restart to the first new event "
             f"applied (goal < 10 s: {_verdict(rec.recovery_s < 10)}); all applied after "
             + (f"{rec.converged_s:.2f} s" if rec.converged_s is not None else "never")
+            + f"; {rec.republished} events published again, {rec.duplicates} duplicates skipped"
         )
     lines.append(
         f"  events lost across the restart: {rec.lost} of {rec.written} "
@@ -586,6 +599,8 @@ def report(
             "lost_events": rec.lost,
             "recovery_events": rec.written,
             "outage_s": _r(rec.outage_s, 2),
+            "republished_events": rec.republished,
+            "duplicates_skipped": rec.duplicates,
             "latency_events": size.latency_events,
             "throughput_events": size.throughput_events,
             "events": size.latency_events + size.throughput_events + rec.written,

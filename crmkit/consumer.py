@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crmkit import context, metrics
 from crmkit.db import KitTables, utcnow
 from crmkit.events import Envelope
-from crmkit.kafka import ensure_topics, make_consumer
+from crmkit.kafka import TopicAdmin, make_consumer
 from crmkit.outbox import write_outbox_row
 from crmkit.settings import ServiceSettings
 
@@ -101,46 +101,71 @@ class EventApplier:
 
     def apply(self, session: Session, record: RawRecord) -> bool:
         """Apply one record in the session's transaction. False when it was a duplicate."""
-        try:
-            envelope = Envelope.from_bytes(record.value)
-        except (ValidationError, ValueError) as exc:
-            raise UnsupportedEvent(f"not a valid event envelope: {exc}") from exc
-        subscription = self.registry.subscriptions.get(envelope.type)
-        if subscription is None:
-            return True  # a type this service does not keep: nothing to do, nothing to remember
+        return self.apply_all(session, [record]) == 1
+
+    def apply_all(self, session: Session, records: list[RawRecord]) -> int:
+        """Apply records in order in the session's transaction; return how many took effect.
+
+        Ids already in the inbox (or twice in the batch) are skipped; each applied event's id is
+        added to the inbox in the same transaction.
+        """
+        wanted = self._relevant(records)
+        if not wanted:
+            return 0
         inbox = self.tables.inbox
-        seen = session.execute(
-            select(inbox.c.event_id).where(
-                inbox.c.consumer == self.name, inbox.c.event_id == str(envelope.id)
-            )
-        ).first()
-        if seen is not None:
-            metrics.EVENTS_DUPLICATE.labels(self.service, self.name).inc()
-            return False
-        if envelope.version not in subscription.versions:
-            raise UnsupportedEvent(
-                f"{envelope.type} version {envelope.version} is not handled "
-                f"(known: {sorted(subscription.versions)})"
-            )
-        with _event_context(envelope):
-            subscription.handler(session, envelope)
-        session.execute(
-            insert(inbox).values(
-                consumer=self.name,
-                event_id=str(envelope.id),
-                event_type=envelope.type,
-                processed_at=utcnow(),
-                outcome="applied",
-            )
+        seen = set(
+            session.execute(
+                select(inbox.c.event_id).where(
+                    inbox.c.consumer == self.name,
+                    inbox.c.event_id.in_([str(env.id) for env in wanted]),
+                )
+            ).scalars()
         )
-        metrics.EVENTS_PROCESSED.labels(self.service, self.name, envelope.type).inc()
-        return True
+        applied: list[dict[str, Any]] = []
+        for envelope in wanted:
+            event_id = str(envelope.id)
+            if event_id in seen:
+                metrics.EVENTS_DUPLICATE.labels(self.service, self.name).inc()
+                continue
+            seen.add(event_id)
+            subscription = self.registry.subscriptions[envelope.type]
+            if envelope.version not in subscription.versions:
+                raise UnsupportedEvent(
+                    f"{envelope.type} version {envelope.version} is not handled "
+                    f"(known: {sorted(subscription.versions)})"
+                )
+            with _event_context(envelope):
+                subscription.handler(session, envelope)
+            applied.append(
+                {
+                    "consumer": self.name,
+                    "event_id": event_id,
+                    "event_type": envelope.type,
+                    "processed_at": utcnow(),
+                    "outcome": "applied",
+                }
+            )
+            metrics.EVENTS_PROCESSED.labels(self.service, self.name, envelope.type).inc()
+        if applied:
+            session.execute(insert(inbox), applied)
+        return len(applied)
+
+    def _relevant(self, records: list[RawRecord]) -> list[Envelope]:
+        """The envelopes of the records whose type this consumer handles."""
+        out: list[Envelope] = []
+        for record in records:
+            try:
+                envelope = Envelope.from_bytes(record.value)
+            except (ValidationError, ValueError) as exc:
+                raise UnsupportedEvent(f"not a valid event envelope: {exc}") from exc
+            if envelope.type in self.registry.subscriptions:
+                out.append(envelope)
+        return out
 
     def apply_batch(self, records: list[RawRecord]) -> None:
         """All records in one transaction (the fast path)."""
         with self.session_factory() as session, session.begin():
-            for record in records:
-                self.apply(session, record)
+            self.apply_all(session, records)
 
     def apply_with_retries(
         self,
@@ -218,17 +243,19 @@ class EventApplier:
                 key,
                 _new_id(),
                 "dead_letter",
-                {
-                    "consumer": self.name,
-                    "reason": reason[:4000],
-                    "attempts": attempts,
-                    "source_topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "payload": record.value.decode("utf-8", "replace"),
-                },
+                json.dumps(
+                    {
+                        "consumer": self.name,
+                        "reason": reason[:4000],
+                        "attempts": attempts,
+                        "source_topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "event_id": event_id,
+                        "event_type": event_type,
+                        "payload": record.value.decode("utf-8", "replace"),
+                    }
+                ),
             )
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, self.name).inc()
         log.error("event %s (%s) dead-lettered by %s: %s", event_id, event_type, self.name, reason)
@@ -244,6 +271,9 @@ class EventConsumer:
         self.ready = threading.Event()
         self.applied = 0
         self._consumer: KafkaConsumer | None = None
+        self._admin = TopicAdmin(settings.kafka, f"{applier.name}-consumer-admin")
+        self._topic_ids: dict[str, str] = {}
+        self._next_topic_check = 0.0
 
     @property
     def topics(self) -> list[str]:
@@ -258,7 +288,7 @@ class EventConsumer:
                     topics = self.topics
                     # Create what we read with the configured partitions before anyone else can
                     # make the broker auto-create it with its own count.
-                    ensure_topics(self.settings.kafka, topics)
+                    self._admin.ensure(topics)
                     self._consumer = make_consumer(
                         self.settings.kafka, f"{self.applier.name}", self.group_id
                     )
@@ -278,29 +308,73 @@ class EventConsumer:
         polled = self._consumer.poll(timeout_ms=1000, max_records=500)
         if self._consumer.assignment():
             self.ready.set()
+        self._watch_topics()
         if not polled:
             return
-        for tp, messages in polled.items():
-            records = [RawRecord(m.topic, m.partition, m.offset, m.value) for m in messages]
-            try:
-                self.applier.apply_batch(records)
-            except Exception:
-                for record in records:
-                    self.applier.apply_with_retries(
-                        record,
-                        self.settings.consumer_max_attempts,
-                        self.settings.consumer_retry_backoff_s,
-                        stop,
-                    )
-            self.applied += len(records)
-            self._consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
+        records = [
+            RawRecord(m.topic, m.partition, m.offset, m.value)
+            for messages in polled.values()
+            for m in messages
+        ]
+        try:
+            self.applier.apply_batch(records)
+        except Exception:
+            for record in records:
+                self.applier.apply_with_retries(
+                    record,
+                    self.settings.consumer_max_attempts,
+                    self.settings.consumer_retry_backoff_s,
+                    stop,
+                )
+        self.applied += len(records)
+        # Offsets go to the broker only after the transaction; a lost commit means redelivery,
+        # which the inbox absorbs, so the commit need not block the next poll.
+        offsets = {
+            tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in polled.items()
+        }
+        self._consumer.commit_async(offsets, callback=self._on_commit)
+        for tp, msgs in polled.items():
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
+                lag = max(0, highwater - msgs[-1].offset - 1)
                 metrics.CONSUMER_LAG.labels(self.applier.service, self.applier.name, tp.topic).set(
-                    max(0, highwater - records[-1].offset - 1)
+                    lag
                 )
 
+    def _on_commit(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):
+            log.info("offset commit failed (events will be redelivered and deduped): %r", response)
+
+    def _watch_topics(self) -> None:
+        """Start a recreated topic (broker came back empty) from its beginning.
+
+        The consumer's position in the old topic would otherwise skip the first records of the
+        new one; reading them again is harmless, the inbox dedupes.
+        """
+        now = time.monotonic()
+        if now < self._next_topic_check:
+            return
+        self._next_topic_check = now + self.settings.relay_broker_check_interval_s
+        assert self._consumer is not None
+        try:
+            current = self._admin.topic_ids(self.topics)
+        except Exception as exc:
+            log.info("topic check failed: %r", exc)
+            return
+        changed = {
+            t for t, tid in current.items() if t in self._topic_ids and self._topic_ids[t] != tid
+        }
+        self._topic_ids.update(current)
+        if changed:
+            restart = [tp for tp in self._consumer.assignment() if tp.topic in changed]
+            log.warning(
+                "topics %s were recreated: reading them from the beginning", sorted(changed)
+            )
+            if restart:
+                self._consumer.seek_to_beginning(*restart)
+
     def _close(self) -> None:
+        self._admin.close()
         if self._consumer is not None:
             try:
                 self._consumer.close()

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -95,11 +94,10 @@ class KitTables:
             Column("topic", String(200), nullable=False),
             Column("key", String(200), nullable=True),
             Column("event_type", String(200), nullable=False),
-            Column("envelope", JSON, nullable=False),
+            # The envelope as the JSON text that is sent: serialised once, when recorded.
+            Column("envelope", Text, nullable=False),
             Column("created_at", UtcDateTime, nullable=False),
             Column("published_at", UtcDateTime, nullable=True),
-            Column("partition", Integer, nullable=True),
-            Column("offset", BigInteger, nullable=True),
             Column("attempts", Integer, nullable=False, default=0),
             Column("last_error", Text, nullable=True),
         )

@@ -168,7 +168,10 @@ def health_router() -> APIRouter:
     @router.get("/readyz", summary="Readiness: database and broker reachable")
     def readyz(runtime: RuntimeDep) -> Response:
         checks = {"database": runtime.database_ready(), "broker": runtime.broker_ready()}
-        ready = all(checks.values())
+        required = ["database"]
+        if runtime.settings.readiness_requires_broker:
+            required.append("broker")
+        ready = all(checks[name] for name in required)
         body = {
             "status": "ready" if ready else "not ready",
             "service": runtime.name,

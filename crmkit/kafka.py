@@ -16,6 +16,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.serializer import Serializer
 
 from crmkit.settings import KafkaSettings
 
@@ -31,6 +32,13 @@ def _common(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
     }
 
 
+class _KeySerializer(Serializer):  # type: ignore[misc]
+    """Keys are customer ids (text) on the suite's topics."""
+
+    def serialize(self, topic: str, headers: Any, data: str | None) -> bytes | None:
+        return data.encode() if data is not None else None
+
+
 def make_producer(settings: KafkaSettings, client_id: str) -> KafkaProducer:
     """A keyed, acks=all producer that keeps per-key order without idempotence."""
     return KafkaProducer(
@@ -42,7 +50,7 @@ def make_producer(settings: KafkaSettings, client_id: str) -> KafkaProducer:
         linger_ms=settings.linger_ms,
         max_block_ms=settings.max_block_ms,
         allow_auto_create_topics=False,
-        key_serializer=lambda k: k.encode() if k is not None else None,
+        key_serializer=_KeySerializer(),
     )
 
 
@@ -65,31 +73,70 @@ def make_consumer(
     return KafkaConsumer(**config)
 
 
-def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[str]:
-    """Create the topics that do not exist yet; return the names that were created."""
-    wanted = sorted(set(topics))
-    admin = KafkaAdminClient(**_common(settings, "admin"))
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in wanted if t not in existing]
-        created: list[str] = []
-        for name in missing:
-            try:
-                admin.create_topics(
-                    [
-                        NewTopic(
-                            name,
-                            num_partitions=settings.topic_partitions,
-                            replication_factor=settings.replication_factor,
-                        )
-                    ]
-                )
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass
+class TopicAdmin:
+    """A long-lived admin client: creates topics and reads their ids (a recreated topic gets a
+    new id, which is how a broker that came back empty is recognised)."""
+
+    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._client: KafkaAdminClient | None = None
+
+    def _admin(self) -> KafkaAdminClient:
+        if self._client is None:
+            self._client = KafkaAdminClient(**_common(self.settings, self.client_id))
+        return self._client
+
+    def ensure(self, topics: Iterable[str]) -> list[str]:
+        """Create the topics that do not exist yet; return the names that were created."""
+        try:
+            admin = self._admin()
+            existing = set(admin.list_topics())
+            created: list[str] = []
+            for name in sorted(set(topics) - existing):
+                try:
+                    admin.create_topics(
+                        [
+                            NewTopic(
+                                name,
+                                num_partitions=self.settings.topic_partitions,
+                                replication_factor=self.settings.replication_factor,
+                            )
+                        ]
+                    )
+                    created.append(name)
+                except TopicAlreadyExistsError:
+                    pass
+        except KafkaError:
+            self.close()
+            raise
         if created:
-            log.info("created topics", extra={"topics": created})
+            log.info("created topics %s", created)
         return created
+
+    def topic_ids(self, topics: Iterable[str]) -> dict[str, str]:
+        """The id of each existing topic among ``topics``."""
+        try:
+            described = self._admin().describe_topics(sorted(set(topics)))
+        except KafkaError:
+            self.close()
+            raise
+        return {d["name"]: str(d["topic_id"]) for d in described if d.get("error_code", 0) == 0}
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a client whose broker is gone may fail; nothing to keep
+                log.debug("admin client close failed", exc_info=True)
+            self._client = None
+
+
+def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[str]:
+    """Create the topics that do not exist yet (one-off admin connection)."""
+    admin = TopicAdmin(settings, "admin")
+    try:
+        return admin.ensure(topics)
     finally:
         admin.close()
 

@@ -10,7 +10,6 @@ again. Consumers dedupe by event id, so a second copy is harmless.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -19,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    bindparam,
     delete,
     func,
     insert,
@@ -39,7 +37,7 @@ from sqlalchemy.orm import Session
 from crmkit import metrics
 from crmkit.db import KitTables, is_sqlite, utcnow
 from crmkit.events import Envelope, EventSpec, build_envelope
-from crmkit.kafka import ensure_topics, make_producer
+from crmkit.kafka import TopicAdmin, make_producer
 from crmkit.settings import KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -73,19 +71,13 @@ def write_outbox_row(
     key: str | None,
     event_id: str,
     event_type: str,
-    payload: dict[str, Any],
+    payload: str,
 ) -> None:
-    """Add one row to the outbox in the session's transaction."""
+    """Add one row to the outbox in the session's transaction (``payload``: the JSON to send)."""
     session.execute(
-        insert(tables.outbox).values(
-            event_id=event_id,
-            topic=topic,
-            key=key,
-            event_type=event_type,
-            envelope=payload,
-            created_at=utcnow(),
-            attempts=0,
-        )
+        insert(tables.outbox),
+        {"event_id": event_id, "topic": topic, "key": key, "event_type": event_type,
+         "envelope": payload, "created_at": utcnow(), "attempts": 0},
     )
     session.info[_OUTBOX_FLAG] = True
 
@@ -116,17 +108,9 @@ class EventRecorder:
             key,
             str(envelope.id),
             spec.type,
-            envelope.model_dump(mode="json"),
+            envelope.model_dump_json(),
         )
         return envelope
-
-
-@dataclass
-class _Pending:
-    seq: int
-    topic: str
-    key: str | None
-    value: bytes
 
 
 @dataclass
@@ -158,6 +142,7 @@ class OutboxRelay:
         self.wakeup = relay_wakeup(str(engine.url))
         self.stats = RelayStats()
         self._producer: KafkaProducer | None = None
+        self._admin = TopicAdmin(self.kafka, f"{service}-relay-admin")
         self._leader: _LeaderLock = _LeaderLock.for_engine(engine, f"outbox-relay:{service}")
         self._next_epoch_check = 0.0
         self._next_backlog_report = 0.0
@@ -175,13 +160,14 @@ class OutboxRelay:
                     continue
                 self._ensure_producer()
                 self._check_broker_epoch()
+                # Cleared before reading: a commit from now on wakes the wait below.
+                self.wakeup.clear()
                 published = self.publish_batch()
                 self._report_backlog()
                 self._housekeeping()
                 backoff = 0.2
                 if published == 0:
                     self.wakeup.wait(self.settings.relay_poll_interval_s)
-                    self.wakeup.clear()
             except Exception as exc:  # the loop must survive broker and database outages
                 self._on_error(exc)
                 stop.wait(backoff)
@@ -189,13 +175,17 @@ class OutboxRelay:
         self.close()
 
     def close(self) -> None:
+        self._close_producer(timeout_s=2)
+        self._admin.close()
+        self._leader.release()
+
+    def _close_producer(self, timeout_s: float) -> None:
         if self._producer is not None:
             try:
-                self._producer.close(timeout=2)
+                self._producer.close(timeout=timeout_s)
             except Exception:  # closing a producer whose broker is gone may fail; nothing to keep
                 log.debug("producer close failed", exc_info=True)
             self._producer = None
-        self._leader.release()
 
     def _on_error(self, exc: Exception) -> None:
         self.stats.errors += 1
@@ -203,17 +193,14 @@ class OutboxRelay:
         self._epoch_check_needed = True
         metrics.OUTBOX_RELAY_ERRORS.labels(self.service).inc()
         log.warning("outbox relay error: %r", exc)
-        if isinstance(exc, KafkaError) and self._producer is not None:
+        if isinstance(exc, KafkaError):
             # A producer that saw the broker go away is rebuilt: fatal states do not heal.
-            try:
-                self._producer.close(timeout=0)
-            except Exception:
-                log.debug("producer close failed", exc_info=True)
-            self._producer = None
+            self._close_producer(timeout_s=0)
+            self._admin.close()
 
     def _ensure_producer(self) -> None:
         if self._producer is None:
-            ensure_topics(self.kafka, self.topics)
+            self._admin.ensure(self.topics)
             self._producer = make_producer(self.kafka, f"{self.service}-relay")
             self._epoch_check_needed = True
 
@@ -231,41 +218,31 @@ class OutboxRelay:
         if not rows:
             return 0
         assert self._producer is not None
-        pending = [
-            _Pending(r.seq, r.topic, r.key, json.dumps(r.envelope, separators=(",", ":")).encode())
-            for r in rows
-        ]
-        futures = [self._producer.send(p.topic, key=p.key, value=p.value) for p in pending]
+        futures = [self._producer.send(r.topic, key=r.key, value=r.envelope.encode()) for r in rows]
         self._producer.flush(timeout=self.kafka.request_timeout_ms / 1000)
-        acked: list[dict[str, Any]] = []
+        acked: list[int] = []
         failure: Exception | None = None
-        now = utcnow()
-        for p, fut in zip(pending, futures, strict=True):
+        for row, future in zip(rows, futures, strict=True):
             try:
-                md = fut.get(timeout=0.5)
+                future.get(timeout=0.5)
             except Exception as exc:  # stop at the first unacknowledged row: order per key
                 failure = exc
                 break
-            acked.append({"s": p.seq, "p": md.partition, "o": md.offset, "t": now})
-        if acked:
-            with self.engine.begin() as conn:
+            acked.append(row.seq)
+        with self.engine.begin() as conn:
+            if acked:
                 conn.execute(
-                    update(outbox)
-                    .where(outbox.c.seq == bindparam("s"))
-                    .values(
-                        published_at=bindparam("t"), partition=bindparam("p"), offset=bindparam("o")
-                    ),
-                    acked,
+                    update(outbox).where(outbox.c.seq.in_(acked)).values(published_at=utcnow())
                 )
-            self.stats.published += len(acked)
-            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(acked))
-        if failure is not None:
-            with self.engine.begin() as conn:
+            if failure is not None:
                 conn.execute(
                     update(outbox)
-                    .where(outbox.c.seq == pending[len(acked)].seq)
+                    .where(outbox.c.seq == rows[len(acked)].seq)
                     .values(attempts=outbox.c.attempts + 1, last_error=repr(failure)[:2000])
                 )
+        self.stats.published += len(acked)
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(acked))
+        if failure is not None:
             raise failure
         return len(acked)
 
@@ -279,11 +256,11 @@ class OutboxRelay:
         now = time.monotonic()
         if not self._epoch_check_needed and now < self._next_epoch_check:
             return
-        ensure_topics(self.kafka, self.topics)
-        current = self._topic_ids()
+        self._admin.ensure(self.topics)
+        current = self._admin.topic_ids(self.topics)
         state = self.tables.relay_state
         with self.engine.begin() as conn:
-            known = dict(conn.execute(select(state.c.topic, state.c.topic_id)).tuples().all())
+            known = {row.topic: row.topic_id for row in conn.execute(select(state))}
             for topic, topic_id in current.items():
                 previous = known.get(topic)
                 if previous == topic_id:
@@ -295,26 +272,13 @@ class OutboxRelay:
         self._epoch_check_needed = False
         self._next_epoch_check = now + self.settings.relay_broker_check_interval_s
 
-    def _topic_ids(self) -> dict[str, str]:
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.kafka.bootstrap_servers.split(","),
-            client_id=f"{self.kafka.client_id_prefix}-{self.service}-relay-admin",
-            request_timeout_ms=self.kafka.request_timeout_ms,
-            reconnect_backoff_max_ms=self.kafka.reconnect_backoff_max_ms,
-        )
-        try:
-            described = admin.describe_topics(self.topics)
-        finally:
-            admin.close()
-        return {d["name"]: str(d["topic_id"]) for d in described if d.get("error_code", 0) == 0}
-
     def _requeue_tail(self, conn: Connection, topic: str) -> None:
         outbox = self.tables.outbox
         since = utcnow() - timedelta(seconds=self.settings.relay_republish_window_s)
         result = conn.execute(
             update(outbox)
             .where(and_(outbox.c.topic == topic, outbox.c.published_at >= since))
-            .values(published_at=None, partition=None, offset=None)
+            .values(published_at=None)
         )
         self.stats.republished_tails += 1
         metrics.OUTBOX_REPUBLISHED.labels(self.service).inc(result.rowcount or 0)

@@ -7,11 +7,13 @@ redelivered or re-published older event never rolls it back.
 
 from __future__ import annotations
 
-from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Column, MetaData, String, Table, select, update
+from sqlalchemy import Column, Executable, MetaData, String, Table, bindparam
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crmkit.consumer import HandlerRegistry
@@ -36,26 +38,27 @@ def define_customer_refs(metadata: MetaData) -> Table:
     )
 
 
+_COPIED = ("name", "kind", "org_unit", "business_line", "status")
+
+
+@cache
+def _upsert(table: Table, dialect: str) -> Executable:
+    """Insert the copy, or update it when the event is newer (built once per table)."""
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    columns = ("customer_id", *_COPIED, "as_of")
+    statement = insert_(table).values({name: bindparam(name) for name in columns})
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.customer_id],
+        set_={name: statement.excluded[name] for name in (*_COPIED, "as_of")},
+        where=table.c.as_of <= statement.excluded.as_of,
+    )
+
+
 def apply_customer_event(session: Session, table: Table, event: Envelope) -> None:
     """Insert or update the copy from a customer event newer than what is kept."""
-    data = event.data
-    values = {
-        "name": data["name"],
-        "kind": data["kind"],
-        "org_unit": data["org_unit"],
-        "business_line": data["business_line"],
-        "status": data["status"],
-        "as_of": event.occurred_at,
-    }
-    current: datetime | None = session.execute(
-        select(table.c.as_of).where(table.c.customer_id == data["customer_id"])
-    ).scalar_one_or_none()
-    if current is None:
-        session.execute(table.insert().values(customer_id=data["customer_id"], **values))
-    elif current <= event.occurred_at:
-        session.execute(
-            update(table).where(table.c.customer_id == data["customer_id"]).values(**values)
-        )
+    params = {name: event.data[name] for name in ("customer_id", *_COPIED)}
+    params["as_of"] = event.occurred_at
+    session.execute(_upsert(table, session.get_bind().dialect.name), params)
 
 
 def register_customer_replica(registry: HandlerRegistry, table: Table) -> None:

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from types import FrameType
 
+from prometheus_client import start_http_server
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -126,6 +127,8 @@ class ServiceRuntime:
         configure_logging(self.name, self.settings.log_level, self.settings.log_json)
         if self.settings.run_migrations_on_start:
             self.migrate()
+        if self.settings.worker_metrics_port:
+            start_http_server(self.settings.worker_metrics_port)
         self.start_workers()
         done = threading.Event()
 

@@ -71,6 +71,11 @@ class ServiceSettings(BaseSettings):
     # Relay and consumers run inside the API process in the embedded mode; production runs them in
     # a separate worker process (``python -m services.<name>.worker``) and sets this to false.
     embedded_workers: bool = True
+    # An API process without embedded workers serves while the broker is away (the outbox
+    # buffers); production sets this to false so a Kafka outage does not take the API out.
+    readiness_requires_broker: bool = True
+    # The worker process serves its Prometheus metrics on this port (0: not at all).
+    worker_metrics_port: int = 9100
     run_migrations_on_start: bool = True
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.2

@@ -56,8 +56,10 @@ def health_router(settings: GatewaySettings) -> APIRouter:
         states = await probe_all(
             get_client(request), settings.upstreams(), settings.probe_timeout_s
         )
-        if all(state == READY for state in states.values()):
-            return JSONResponse({"status": "ready", "upstreams": states})
+        all_ready = all(state == READY for state in states.values())
+        if all_ready or not settings.readiness_requires_all_upstreams:
+            status = "ready" if all_ready else "degraded"
+            return JSONResponse({"status": status, "upstreams": states})
         down = ", ".join(f"{name} ({state})" for name, state in states.items() if state != READY)
         return problem(503, f"Not ready: {down}", instance=request.url.path, upstreams=states)
 

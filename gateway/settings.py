@@ -34,6 +34,9 @@ class GatewaySettings(BaseSettings):
     upstream_max_keepalive: int = 50
     # Readiness probes and OpenAPI fetches must answer fast: a slow upstream counts as down.
     probe_timeout_s: float = 2.0
+    # When false, /readyz answers 200 while some upstream is down (its state is still listed):
+    # behind a load balancer one failing service must not take the whole front door out.
+    readiness_requires_all_upstreams: bool = True
     jwt_public_key_file: str = str(devauth.PUBLIC_KEY)
     jwt_jwks_url: str = ""
     jwt_issuer: str = "crm-dev-issuer"

@@ -28,6 +28,11 @@ from tests.integration.effects_service import build_runtime as build_effects
 REPO = Path(__file__).resolve().parents[2]
 
 
+def customer_id(n: int) -> str:
+    """A stable customer id (a UUID, as the event contracts require) for test customer n."""
+    return str(uuid.UUID(int=n + 1))
+
+
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
     """Poll until ``predicate`` holds; return the seconds it took; fail the test on timeout."""
     started = time.monotonic()
@@ -128,6 +133,7 @@ class Pair:
             "CRM_LOG_JSON": "false",
             "CRM_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "CRM_KAFKA_NAMESPACE": self.kafka.namespace,
+            "CRM_WORKER_METRICS_PORT": "0",
             **extra_env,
         }
         proc = subprocess.Popen(

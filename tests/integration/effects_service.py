@@ -74,7 +74,7 @@ def build_runtime(settings: EffectsSettings) -> ServiceRuntime:
 def effect_counts(session: Session) -> dict[str, int]:
     """Applications per event id."""
     rows = session.execute(select(effects.c.event_id, func.count()).group_by(effects.c.event_id))
-    return {event_id: count for event_id, count in rows.tuples()}
+    return {event_id: count for event_id, count in rows}
 
 
 def _crash_after(batches: int) -> None:

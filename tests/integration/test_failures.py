@@ -9,7 +9,7 @@ import pytest
 
 from crmkit.broker import EmbeddedBroker
 from crmkit.settings import KafkaSettings
-from tests.integration.conftest import Pair, wait_until
+from tests.integration.conftest import Pair, customer_id, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +19,8 @@ def _assert_exactly_once_in_order(pair: Pair, keys: int) -> None:
     assert len(counts) == len(pair.written)
     assert set(counts.values()) == {1}, "an event was applied more than once"
     per_key = len(pair.written) // keys
-    for names in pair.names_in_order().values():
-        assert names == [f"v{i}" for i in range(per_key)]
+    for cid, names in pair.names_in_order().items():
+        assert names == [f"v{i}" for i in range(per_key)], f"{cid} applied out of order: {names}"
 
 
 def test_relay_killed_mid_batch_loses_nothing_and_applies_nothing_twice(pair: Pair) -> None:
@@ -64,7 +64,7 @@ def test_broker_outage_events_wait_then_arrive_in_order(
     pair.customer.start_workers()
     pair.effects.start_workers()
     keys = 5
-    customers = [f"k{i}" for i in range(keys)]
+    customers = [customer_id(i) for i in range(keys)]
     sequence = 0
 
     def write_round() -> None:

@@ -19,8 +19,11 @@ def test_backlog_counts_unpublished_rows_and_the_oldest_age(pair: Pair) -> None:
     pair.write_many(5, keys=5)
     outbox = pair.customer.tables.outbox
     with pair.customer.engine.begin() as conn:
-        conn.execute(update(outbox).where(outbox.c.seq == 1)
-                     .values(created_at=utcnow() - timedelta(seconds=90)))
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.seq == 1)
+            .values(created_at=utcnow() - timedelta(seconds=90))
+        )
     count, age = outbox_backlog(pair.customer.engine, pair.customer.tables)
     assert count == 5
     assert 89 < age < 120
@@ -31,18 +34,36 @@ def test_prune_keeps_unpublished_and_recent_rows(pair: Pair) -> None:
     tables = pair.customer.tables
     old = utcnow() - timedelta(days=10)
     with pair.customer.engine.begin() as conn:
-        conn.execute(update(tables.outbox).where(tables.outbox.c.seq <= 2)
-                     .values(published_at=old, created_at=old))
-        conn.execute(update(tables.outbox).where(tables.outbox.c.seq == 3)
-                     .values(published_at=utcnow()))
-        conn.execute(update(tables.outbox).where(tables.outbox.c.seq == 4)
-                     .values(created_at=old))  # old but never published: must stay
-        conn.execute(tables.inbox.insert(), [
-            {"consumer": "x", "event_id": "old", "event_type": "t", "processed_at": old,
-             "outcome": "applied"},
-            {"consumer": "x", "event_id": "new", "event_type": "t", "processed_at": utcnow(),
-             "outcome": "applied"},
-        ])
+        conn.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.seq <= 2)
+            .values(published_at=old, created_at=old)
+        )
+        conn.execute(
+            update(tables.outbox).where(tables.outbox.c.seq == 3).values(published_at=utcnow())
+        )
+        conn.execute(
+            update(tables.outbox).where(tables.outbox.c.seq == 4).values(created_at=old)
+        )  # old but never published: must stay
+        conn.execute(
+            tables.inbox.insert(),
+            [
+                {
+                    "consumer": "x",
+                    "event_id": "old",
+                    "event_type": "t",
+                    "processed_at": old,
+                    "outcome": "applied",
+                },
+                {
+                    "consumer": "x",
+                    "event_id": "new",
+                    "event_type": "t",
+                    "processed_at": utcnow(),
+                    "outcome": "applied",
+                },
+            ],
+        )
     assert prune(pair.customer.engine, tables, timedelta(days=7)) == (2, 1)
     with pair.customer.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(tables.outbox)).scalar_one() == 4

@@ -11,7 +11,7 @@ from sqlalchemy import Table, func, select
 
 from crmkit.consumer import RawRecord
 from crmkit.http import create_service_app
-from tests.integration.conftest import Pair, wait_until
+from tests.integration.conftest import Pair, customer_id, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +29,11 @@ def test_every_event_is_applied_exactly_once_in_order_per_key(pair: Pair) -> Non
 
 
 def test_redelivered_event_changes_nothing(pair: Pair) -> None:
-    event_id = pair.write("c-1", "Zhang San", created=True)
+    event_id = pair.write(customer_id(1), "Zhang San", created=True)
     outbox = pair.customer.tables.outbox
     with pair.customer.engine.connect() as conn:
         envelope = conn.execute(select(outbox.c.envelope)).scalar_one()
-    record = RawRecord("t", 0, 0, json.dumps(envelope).encode())
+    record = RawRecord("t", 0, 0, envelope.encode())
     applier = pair.effects.applier
     applier.apply_batch([record])
     applier.apply_batch([record])
@@ -47,9 +47,9 @@ def test_failing_event_is_dead_lettered_then_replayed(
     pair.effects.settings.consumer_retry_backoff_s = 0.01
     pair.customer.start_workers()
     pair.effects.start_workers()
-    good_before = pair.write("c-1", "before", created=True)
-    poison = pair.write("c-2", "poison", created=True)
-    good_after = pair.write("c-3", "after", created=True)
+    good_before = pair.write(customer_id(1), "before", created=True)
+    poison = pair.write(customer_id(2), "poison", created=True)
+    good_after = pair.write(customer_id(3), "after", created=True)
     dead = pair.effects.tables.dead_letters
     wait_until(
         lambda: good_after in pair.effect_counts() and _count(pair, dead) == 1,
@@ -110,10 +110,10 @@ def test_failing_event_is_dead_lettered_then_replayed(
 
 
 def test_unknown_version_is_dead_lettered_without_retries(pair: Pair) -> None:
-    pair.write("c-1", "x", created=True)
+    pair.write(customer_id(1), "x", created=True)
     outbox = pair.customer.tables.outbox
     with pair.customer.engine.connect() as conn:
-        envelope = conn.execute(select(outbox.c.envelope)).scalar_one()
+        envelope = json.loads(conn.execute(select(outbox.c.envelope)).scalar_one())
     envelope["version"] = 9
     pair.effects.applier.apply_with_retries(
         RawRecord("t", 0, 7, json.dumps(envelope).encode()), 3, 0.0
