@@ -76,8 +76,15 @@ def write_outbox_row(
     """Add one row to the outbox in the session's transaction (``payload``: the JSON to send)."""
     session.execute(
         insert(tables.outbox),
-        {"event_id": event_id, "topic": topic, "key": key, "event_type": event_type,
-         "envelope": payload, "created_at": utcnow(), "attempts": 0},
+        {
+            "event_id": event_id,
+            "topic": topic,
+            "key": key,
+            "event_type": event_type,
+            "envelope": payload,
+            "created_at": utcnow(),
+            "attempts": 0,
+        },
     )
     session.info[_OUTBOX_FLAG] = True
 

@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib import import_module
 from pathlib import Path
 
@@ -145,3 +147,66 @@ def test_every_route_but_health_metrics_and_docs_requires_a_token(
         path = template.replace("{dead_letter_id}", "1")
         wrong_role = client.request(method, path, headers=auth_header("teller.wang"))
         assert wrong_role.status_code == 403, f"{method} {template} for a teller"
+
+
+def test_keys_from_a_jwks_endpoint(
+    dev_keys: tuple[str, Path], token_for: Callable[[str], str]
+) -> None:
+    """The bank's OIDC provider publishes its keys as JWKS; the verifier fetches them by URL."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    public = load_pem_public_key(dev_keys[1].read_bytes())
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    body = json.dumps({"keys": [{**jwk, "kid": "dev", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        verifier = TokenVerifier(
+            issuer=devauth.ISSUER,
+            audience=devauth.AUDIENCE,
+            jwks_url=f"http://127.0.0.1:{server.server_port}/jwks.json",
+        )
+        private = dev_keys[0]
+        user = devauth.seeded_users()["auditor.chen"]
+        token = jwt.encode(
+            {
+                "sub": user.username,
+                "roles": user.roles,
+                "org_unit": user.org_unit,
+                "iss": devauth.ISSUER,
+                "aud": devauth.AUDIENCE,
+                "exp": int(time.time()) + 60,
+            },
+            private,
+            algorithm="RS256",
+            headers={"kid": "dev"},
+        )
+        assert verifier.verify(token).roles == {"auditor"}
+        other_private, _ = devauth.generate_keypair()
+        forged = jwt.encode(
+            {
+                "sub": "x",
+                "iss": devauth.ISSUER,
+                "aud": devauth.AUDIENCE,
+                "exp": int(time.time()) + 60,
+            },
+            other_private,
+            algorithm="RS256",
+            headers={"kid": "dev"},
+        )
+        with pytest.raises(Unauthorized):
+            verifier.verify(forged)
+    finally:
+        server.shutdown()

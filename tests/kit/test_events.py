@@ -79,6 +79,7 @@ def test_envelope_rejects_malformed_fields(bad: dict[str, object]) -> None:
 
 def test_formats_are_checked() -> None:
     with pytest.raises(EventSchemaViolation) as err:
-        build_envelope(SPEC, {**PAYLOAD, "customer_id": "not-a-uuid"}, source="customer",
-                       key=None, actor=None)
+        build_envelope(
+            SPEC, {**PAYLOAD, "customer_id": "not-a-uuid"}, source="customer", key=None, actor=None
+        )
     assert any("customer_id" in e for e in err.value.errors)
