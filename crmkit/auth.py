@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crmkit.errors import Forbidden, Unauthorized
+from crmkit.settings import SuiteSettings
 
 # Roles of the suite (REQUIREMENTS §1). Service code checks roles by these names.
 ROLE_ADMIN = "admin"
@@ -96,6 +97,16 @@ class TokenVerifier:
                 f"the token is not valid: {exc}", headers=_challenge("invalid_token")
             ) from exc
         return caller_from_claims(claims)
+
+
+def verifier_from_settings(settings: SuiteSettings) -> TokenVerifier:
+    """The verifier a process's settings describe: a JWKS endpoint when set, else a PEM file."""
+    return TokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        public_key_file=settings.jwt_public_key_file if not settings.jwt_jwks_url else None,
+        jwks_url=settings.jwt_jwks_url or None,
+    )
 
 
 def caller_from_claims(claims: dict[str, Any]) -> Caller:

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmkit import context, metrics
-from crmkit.auth import ROLE_ADMIN, ROLE_OPS, TokenVerifier, get_caller, require_roles
+from crmkit.auth import (
+    ROLE_ADMIN,
+    ROLE_OPS,
+    TokenVerifier,
+    get_caller,
+    require_roles,
+    verifier_from_settings,
+)
 from crmkit.consumer import replay_dead_letter
 from crmkit.errors import NotFound, install_error_handlers, problem
 from crmkit.logs import configure_logging
@@ -142,12 +149,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
-    app.state.token_verifier = verifier or TokenVerifier(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        public_key_file=settings.jwt_public_key_file if not settings.jwt_jwks_url else None,
-        jwks_url=settings.jwt_jwks_url or None,
-    )
+    app.state.token_verifier = verifier or verifier_from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=runtime.name)
     app.include_router(health_router())

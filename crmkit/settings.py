@@ -60,11 +60,39 @@ class KafkaSettings(BaseSettings):
         return f"{self.namespace}.{service}"
 
 
-class ServiceSettings(BaseSettings):
+class SuiteSettings(BaseSettings):
+    """What every process of the suite reads: token verification and logging.
+
+    A subclass sets its own prefix (``CRM_CUSTOMER_``, ``CRM_GATEWAY_`` …); a value may also be
+    given once for the whole suite with ``CRM_``. The own prefix wins.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    jwt_public_key_file: str = str(VAR_DIR / "keys" / "dev-jwt.pub.pem")
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = "crm-dev-issuer"
+    jwt_audience: str = "crm"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        suite_env = EnvSettingsSource(settings_cls, env_prefix=SUITE_PREFIX)
+        return init_settings, env_settings, suite_env, dotenv_settings, file_secret_settings
+
+
+class ServiceSettings(SuiteSettings):
     """Base settings of one service; subclasses set ``service_name`` and the env prefix."""
 
     service_name: ClassVar[str] = "service"
-    model_config = SettingsConfigDict(extra="ignore")
 
     database_url: str = ""
     port: int = 8000
@@ -86,25 +114,7 @@ class ServiceSettings(BaseSettings):
     retention_s: float = 7 * 24 * 3600.0
     consumer_max_attempts: int = 3
     consumer_retry_backoff_s: float = 0.2
-    jwt_public_key_file: str = str(VAR_DIR / "keys" / "dev-jwt.pub.pem")
-    jwt_jwks_url: str = ""
-    jwt_issuer: str = "crm-dev-issuer"
-    jwt_audience: str = "crm"
-    log_level: str = "INFO"
-    log_json: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        suite_env = EnvSettingsSource(settings_cls, env_prefix=SUITE_PREFIX)
-        return init_settings, env_settings, suite_env, dotenv_settings, file_secret_settings
 
     def model_post_init(self, context: Any) -> None:
         if not self.database_url:

@@ -16,10 +16,11 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from crmkit.auth import verifier_from_settings
 from crmkit.errors import install_error_handlers, problem
 from crmkit.http import RequestContextMiddleware
 from crmkit.logs import configure_logging
-from gateway.auth import DevIssuer, build_verifier, dev_issuer_router, me_router
+from gateway.auth import DevIssuer, dev_issuer_router, me_router
 from gateway.openapi import GATEWAY, docs_router
 from gateway.proxy import READY, get_client, new_client, probe_all, proxy_router
 from gateway.settings import GatewaySettings
@@ -83,7 +84,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.token_verifier = build_verifier(settings)
+    app.state.token_verifier = verifier_from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=GATEWAY)
     app.include_router(health_router(settings))

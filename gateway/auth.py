@@ -16,9 +16,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from crmkit import devauth
-from crmkit.auth import Caller, CurrentCaller, TokenVerifier
+from crmkit.auth import Caller, CurrentCaller
 from crmkit.errors import ServiceUnavailable, Unauthorized
-from gateway.settings import GatewaySettings
 
 
 class TokenRequest(BaseModel):
@@ -45,16 +44,6 @@ class CallerOut(BaseModel):
     name: str
     roles: list[str]
     org_unit: str
-
-
-def build_verifier(settings: GatewaySettings) -> TokenVerifier:
-    """The token verifier of the gateway: a JWKS endpoint when configured, else a PEM file."""
-    return TokenVerifier(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        public_key_file=settings.jwt_public_key_file if not settings.jwt_jwks_url else None,
-        jwks_url=settings.jwt_jwks_url or None,
-    )
 
 
 class DevIssuer:

@@ -6,18 +6,13 @@ the suite prefix ``CRM_``, as for the services; the gateway's own prefix wins.
 
 from __future__ import annotations
 
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import SettingsConfigDict
 
 from crmkit import devauth
-from crmkit.settings import SUITE_PREFIX
+from crmkit.settings import SuiteSettings
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(SuiteSettings):
     """Where the upstreams are, how tokens are verified and whether dev tokens are issued."""
 
     model_config = SettingsConfigDict(env_prefix="CRM_GATEWAY_", extra="ignore")
@@ -37,29 +32,10 @@ class GatewaySettings(BaseSettings):
     # When false, /readyz answers 200 while some upstream is down (its state is still listed):
     # behind a load balancer one failing service must not take the whole front door out.
     readiness_requires_all_upstreams: bool = True
-    jwt_public_key_file: str = str(devauth.PUBLIC_KEY)
-    jwt_jwks_url: str = ""
-    jwt_issuer: str = "crm-dev-issuer"
-    jwt_audience: str = "crm"
     # The development token issuer (POST /api/v1/auth/token); disabled in production.
     dev_issuer_enabled: bool = True
     dev_issuer_key_file: str = str(devauth.PRIVATE_KEY)
     dev_token_ttl_s: int = 8 * 3600
-    log_level: str = "INFO"
-    log_json: bool = True
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read ``CRM_GATEWAY_*`` first, then the suite-wide ``CRM_*`` variables."""
-        suite_env = EnvSettingsSource(settings_cls, env_prefix=SUITE_PREFIX)
-        return init_settings, env_settings, suite_env, dotenv_settings, file_secret_settings
 
     def upstreams(self) -> dict[str, str]:
         """Base URL of every upstream service by name, without a trailing slash."""
