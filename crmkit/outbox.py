@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from sqlalchemy import (
@@ -43,6 +44,9 @@ from crmkit.settings import KafkaSettings, ServiceSettings
 log = logging.getLogger(__name__)
 
 _OUTBOX_FLAG = "crm_outbox_written"
+# PostgreSQL: a transaction that wrote outbox rows notifies this channel at commit, so a relay
+# in another process (the production worker) wakes at once instead of at its next poll.
+OUTBOX_CHANNEL = "crm_outbox"
 _wakeups: dict[str, threading.Event] = {}
 _wakeups_lock = threading.Lock()
 
@@ -86,7 +90,10 @@ def write_outbox_row(
             "attempts": 0,
         },
     )
-    session.info[_OUTBOX_FLAG] = True
+    if not session.info.get(_OUTBOX_FLAG):
+        session.info[_OUTBOX_FLAG] = True
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,55 @@ class EventRecorder:
         return envelope
 
 
+class _CommitWaiter:
+    """Waits for a commit that wrote outbox rows, or the poll interval, whichever comes first.
+
+    In-process commits set a threading event. On PostgreSQL the relay also listens for the
+    commit-time notification, which reaches it from any process.
+    """
+
+    def __init__(self, engine: Engine, local: threading.Event) -> None:
+        self.local = local
+        self._pg_url = (
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        self._listener: psycopg.Connection[Any] | None = None
+
+    def clear(self) -> None:
+        self.local.clear()
+
+    def wait(self, timeout_s: float) -> None:
+        if self._pg_url is None:
+            self.local.wait(timeout_s)
+            return
+        try:
+            listener = self._listen()
+            for _ in listener.notifies(timeout=timeout_s, stop_after=1):
+                pass
+            for _ in listener.notifies(timeout=0.0):
+                pass  # one wake-up stands for every commit that came meanwhile
+        except psycopg.Error:
+            self.close()
+            self.local.wait(timeout_s)
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        if self._listener is None:
+            assert self._pg_url is not None
+            self._listener = psycopg.connect(self._pg_url, autocommit=True)
+            self._listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        return self._listener
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except psycopg.Error:
+                log.debug("closing the outbox listener failed", exc_info=True)
+            self._listener = None
+
+
 @dataclass
 class RelayStats:
     published: int = 0
@@ -147,6 +203,7 @@ class OutboxRelay:
         self.kafka: KafkaSettings = settings.kafka
         self.topics = sorted(set(topics))
         self.wakeup = relay_wakeup(str(engine.url))
+        self._commits = _CommitWaiter(engine, self.wakeup)
         self.stats = RelayStats()
         self._producer: KafkaProducer | None = None
         self._admin = TopicAdmin(self.kafka, f"{service}-relay-admin")
@@ -168,13 +225,13 @@ class OutboxRelay:
                 self._ensure_producer()
                 self._check_broker_epoch()
                 # Cleared before reading: a commit from now on wakes the wait below.
-                self.wakeup.clear()
+                self._commits.clear()
                 published = self.publish_batch()
                 self._report_backlog()
                 self._housekeeping()
                 backoff = 0.2
-                if published == 0:
-                    self.wakeup.wait(self.settings.relay_poll_interval_s)
+                if published == 0 and not stop.is_set():
+                    self._commits.wait(self.settings.relay_poll_interval_s)
             except Exception as exc:  # the loop must survive broker and database outages
                 self._on_error(exc)
                 stop.wait(backoff)
@@ -184,6 +241,7 @@ class OutboxRelay:
     def close(self) -> None:
         self._close_producer(timeout_s=2)
         self._admin.close()
+        self._commits.close()
         self._leader.release()
 
     def _close_producer(self, timeout_s: float) -> None:

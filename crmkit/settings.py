@@ -106,7 +106,8 @@ class ServiceSettings(SuiteSettings):
     worker_metrics_port: int = 9100
     run_migrations_on_start: bool = True
     relay_batch_size: int = 500
-    relay_poll_interval_s: float = 0.2
+    # Fallback poll of the outbox when no commit wakes the relay (SQLite with a separate worker).
+    relay_poll_interval_s: float = 0.05
     relay_broker_check_interval_s: float = 2.0
     # After the broker comes back empty, events published this recently are published again.
     relay_republish_window_s: float = 3600.0

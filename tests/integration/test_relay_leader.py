@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
+from sqlalchemy import func, select
 
 from crmkit.outbox import OutboxRelay
 from crmkit.settings import KafkaSettings
+from services.customer import events
 from services.customer.app import build_runtime
 from services.customer.settings import CustomerSettings
 from tests.conftest import Databases
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import REPO, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -59,11 +65,9 @@ def test_only_one_relay_publishes_and_the_other_takes_over(
         runtime.engine.dispose()
 
 
-def _write(runtime, count: int) -> None:  # type: ignore[no-untyped-def]
-    from services.customer import events
-
+def _write(runtime, count: int, start: int = 0) -> None:  # type: ignore[no-untyped-def]
     with runtime.session_factory() as session, session.begin():
-        for i in range(count):
+        for i in range(start, start + count):
             runtime.recorder.record(
                 session,
                 events.CUSTOMER_CREATED,
@@ -79,3 +83,54 @@ def _write(runtime, count: int) -> None:  # type: ignore[no-untyped-def]
                 key=str(i),
                 actor="test",
             )
+
+
+def test_a_relay_in_another_process_is_woken_by_the_commit(
+    pg_databases: Databases, kafka_settings: KafkaSettings
+) -> None:
+    """The production topology: the API commits, the worker process publishes at once."""
+    runtime = build_runtime(
+        CustomerSettings(database_url=pg_databases.url("customer"), kafka=kafka_settings)
+    )
+    runtime.migrate()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CRM_LOG_JSON": "false",
+        "CRM_WORKER_METRICS_PORT": "0",
+        "CRM_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "CRM_KAFKA_NAMESPACE": kafka_settings.namespace,
+        "CRM_CUSTOMER_DATABASE_URL": runtime.settings.database_url,
+        "CRM_CUSTOMER_RUN_MIGRATIONS_ON_START": "false",
+        # Polling alone would take up to 10 s: only the notification can make it fast.
+        "CRM_CUSTOMER_RELAY_POLL_INTERVAL_S": "10",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "services.customer.worker"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _write(runtime, 1)
+        wait_until(lambda: _published(runtime) == 1, 30, "the worker to start publishing")
+        time.sleep(0.5)  # the relay is idle, waiting on its listener
+        for expected in (2, 3, 4):
+            _write(runtime, 1, start=expected)
+            elapsed = wait_until(lambda n=expected: _published(runtime) == n, 10, "a publish")
+            assert elapsed < 1.0, f"the relay took {elapsed:.2f} s: the commit did not wake it"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        runtime.engine.dispose()
+
+
+def _published(runtime) -> int:  # type: ignore[no-untyped-def]
+    outbox = runtime.tables.outbox
+    with runtime.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(outbox.c.published_at.is_not(None))
+            ).scalar_one()
+        )
