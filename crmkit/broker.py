@@ -7,6 +7,8 @@ which the outbox relay notices and repairs by publishing its recent tail again.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -52,6 +54,15 @@ def wait_for_port(port: int, timeout_s: float = 15.0) -> None:
     raise TimeoutError(f"broker did not listen on 127.0.0.1:{port} within {timeout_s} s")
 
 
+def _die_with_parent() -> None:
+    """In the broker's process: be killed when the process that started it dies (Linux), so a
+    test run that is itself killed leaves no broker behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 class EmbeddedBroker:
     """A Tansu process on a loopback port that can be stopped and started again (tests)."""
 
@@ -69,6 +80,7 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": "error"},
+            preexec_fn=_die_with_parent,
         )
         wait_for_port(self.port)
 
