@@ -44,6 +44,8 @@ from crmkit.settings import KafkaSettings, ServiceSettings
 log = logging.getLogger(__name__)
 
 _OUTBOX_FLAG = "crm_outbox_written"
+_PENDING = "crm_outbox_pending"
+_PENDING_TABLE = "crm_outbox_table"
 # PostgreSQL: a transaction that wrote outbox rows notifies this channel at commit, so a relay
 # in another process (the production worker) wakes at once instead of at its next poll.
 OUTBOX_CHANNEL = "crm_outbox"
@@ -65,7 +67,8 @@ def _wake_relay(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_outbox_rows(session: Session) -> None:
-    session.info.pop(_OUTBOX_FLAG, None)
+    for key in (_OUTBOX_FLAG, _PENDING, _PENDING_TABLE):
+        session.info.pop(key, None)
 
 
 def write_outbox_row(
@@ -77,9 +80,13 @@ def write_outbox_row(
     event_type: str,
     payload: str,
 ) -> None:
-    """Add one row to the outbox in the session's transaction (``payload``: the JSON to send)."""
-    session.execute(
-        insert(tables.outbox),
+    """Add a row to the outbox in the session's transaction (``payload``: the JSON to send).
+
+    Rows are collected and inserted together just before the transaction commits: one
+    statement for all the events of a use case instead of a round trip each.
+    """
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    pending.append(
         {
             "event_id": event_id,
             "topic": topic,
@@ -88,12 +95,21 @@ def write_outbox_row(
             "envelope": payload,
             "created_at": utcnow(),
             "attempts": 0,
-        },
+        }
     )
-    if not session.info.get(_OUTBOX_FLAG):
-        session.info[_OUTBOX_FLAG] = True
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+    session.info[_PENDING_TABLE] = tables.outbox
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _insert_outbox_rows(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    table = session.info.pop(_PENDING_TABLE, None)
+    if not rows or table is None:
+        return
+    session.execute(insert(table), rows)
+    session.info[_OUTBOX_FLAG] = True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
 @dataclass(frozen=True)
