@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -145,9 +146,10 @@ class EventApplier:
                     "outcome": "applied",
                 }
             )
-            metrics.EVENTS_PROCESSED.labels(self.service, self.name, envelope.type).inc()
         if applied:
             session.execute(insert(inbox), applied)
+            for event_type, count in Counter(row["event_type"] for row in applied).items():
+                metrics.EVENTS_PROCESSED.labels(self.service, self.name, event_type).inc(count)
         return len(applied)
 
     def _relevant(self, records: list[RawRecord]) -> list[Envelope]:
