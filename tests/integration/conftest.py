@@ -33,14 +33,20 @@ def customer_id(n: int) -> str:
     return str(uuid.UUID(int=n + 1))
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> float:
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    details: Callable[[], str] | None = None,
+) -> float:
     """Poll until ``predicate`` holds; return the seconds it took; fail the test on timeout."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if predicate():
             return time.monotonic() - started
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    extra = f" ({details()})" if details else ""
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{extra}")
 
 
 @dataclass
@@ -98,6 +104,17 @@ class Pair:
     def effect_counts(self) -> dict[str, int]:
         with self.effects.session_factory() as session:
             return effect_counts(session)
+
+    def progress(self) -> str:
+        """What has arrived so far, for a failure message."""
+        counts = self.effect_counts()
+        missing = [eid for eid, _ in self.written if eid not in counts]
+        relay = self.customer.relay
+        return (
+            f"written {len(self.written)}, published {self.published_count()}, applied "
+            f"{len(counts)}, missing {len(missing)}; relay errors "
+            f"{relay.stats.errors if relay else '-'}, last {relay.stats.last_error if relay else '-'}"
+        )
 
     def applied_all(self) -> bool:
         counts = self.effect_counts()

@@ -85,7 +85,7 @@ def test_broker_outage_events_wait_then_arrive_in_order(
     restartable_broker.start()
     for _ in range(10):
         write_round()
-    recovery_s = wait_until(pair.applied_all, 60, "events written during the outage")
+    recovery_s = wait_until(pair.applied_all, 60, "events written during the outage", pair.progress)
     print(f"recovered {recovery_s:.2f} s after the broker restart")
     _assert_exactly_once_in_order(pair, keys=keys)
     assert pair.customer.relay is not None
