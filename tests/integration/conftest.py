@@ -109,11 +109,10 @@ class Pair:
         """What has arrived so far, for a failure message."""
         counts = self.effect_counts()
         missing = [eid for eid, _ in self.written if eid not in counts]
-        relay = self.customer.relay
+        stats = self.customer.relay.stats if self.customer.relay else None
         return (
             f"written {len(self.written)}, published {self.published_count()}, applied "
-            f"{len(counts)}, missing {len(missing)}; relay errors "
-            f"{relay.stats.errors if relay else '-'}, last {relay.stats.last_error if relay else '-'}"
+            f"{len(counts)}, missing {len(missing)}; relay {stats}"
         )
 
     def applied_all(self) -> bool:
