@@ -23,7 +23,7 @@ from typing import Any
 from kafka import KafkaConsumer, OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crmkit import context, metrics
@@ -36,6 +36,10 @@ from crmkit.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Envelope], None]
+
+
+class DatabaseUnavailable(Exception):
+    """The service database cannot be reached: the events wait; they are not the problem."""
 
 
 class UnsupportedEvent(Exception):
@@ -190,25 +194,40 @@ class EventApplier:
                 # Another replica applied the same event concurrently: the inbox key held.
                 metrics.EVENTS_DUPLICATE.labels(self.service, self.name).inc()
                 return
-            except Exception as exc:
-                metrics.EVENTS_FAILED.labels(self.service, self.name).inc()
+            except (OperationalError, InterfaceError) as exc:
+                if _connection_lost(exc):
+                    raise DatabaseUnavailable(str(exc)) from exc
                 reason = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "event at %s/%d@%d failed (attempt %d/%d): %s",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    attempt,
-                    max_attempts,
-                    reason,
-                )
-                if attempt < max_attempts:
-                    delay = backoff_s * (2 ** (attempt - 1))
-                    if stop is not None and stop.wait(delay):
-                        raise
-                    if stop is None:
-                        time.sleep(delay)
+                self._count_failure(record, attempt, max_attempts, reason)
+                if attempt < max_attempts and self._backoff(backoff_s, attempt, stop):
+                    raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                self._count_failure(record, attempt, max_attempts, reason)
+                if attempt < max_attempts and self._backoff(backoff_s, attempt, stop):
+                    raise
         self.dead_letter(record, reason, max_attempts)
+
+    def _count_failure(self, record: RawRecord, attempt: int, of: int, reason: str) -> None:
+        metrics.EVENTS_FAILED.labels(self.service, self.name).inc()
+        log.warning(
+            "event at %s/%d@%d failed (attempt %d/%d): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            attempt,
+            of,
+            reason,
+        )
+
+    @staticmethod
+    def _backoff(backoff_s: float, attempt: int, stop: threading.Event | None) -> bool:
+        """Wait before the next attempt; True when the consumer is stopping meanwhile."""
+        delay = backoff_s * (2 ** (attempt - 1))
+        if stop is None:
+            time.sleep(delay)
+            return False
+        return stop.wait(delay)
 
     def dead_letter(self, record: RawRecord, reason: str, attempts: int) -> None:
         """Keep the event for listing and replay and publish it to the dead-letter topic."""
@@ -276,6 +295,7 @@ class EventConsumer:
         self._admin = TopicAdmin(settings.kafka, f"{applier.name}-consumer-admin")
         self._topic_ids: dict[str, str] = {}
         self._next_topic_check = 0.0
+        self._db_backoff = _Backoff(0.5, 5.0)
 
     @property
     def topics(self) -> list[str]:
@@ -319,15 +339,15 @@ class EventConsumer:
             for m in messages
         ]
         try:
-            self.applier.apply_batch(records)
-        except Exception:
-            for record in records:
-                self.applier.apply_with_retries(
-                    record,
-                    self.settings.consumer_max_attempts,
-                    self.settings.consumer_retry_backoff_s,
-                    stop,
-                )
+            self._apply(records, stop)
+        except DatabaseUnavailable as exc:
+            # Read the batch again once the database is back; nothing was committed.
+            log.warning("database unavailable, holding events: %s", exc)
+            for tp, messages in polled.items():
+                self._consumer.seek(tp, messages[0].offset)
+            stop.wait(self._db_backoff.next())
+            return
+        self._db_backoff.reset()
         self.applied += len(records)
         # Offsets go to the broker only after the transaction; a lost commit means redelivery,
         # which the inbox absorbs, so the commit need not block the next poll.
@@ -342,6 +362,25 @@ class EventConsumer:
                 metrics.CONSUMER_LAG.labels(self.applier.service, self.applier.name, tp.topic).set(
                     lag
                 )
+
+    def _apply(self, records: list[RawRecord], stop: threading.Event) -> None:
+        try:
+            self.applier.apply_batch(records)
+        except (OperationalError, InterfaceError) as exc:
+            if _connection_lost(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            self._apply_one_by_one(records, stop)
+        except Exception:
+            self._apply_one_by_one(records, stop)
+
+    def _apply_one_by_one(self, records: list[RawRecord], stop: threading.Event) -> None:
+        for record in records:
+            self.applier.apply_with_retries(
+                record,
+                self.settings.consumer_max_attempts,
+                self.settings.consumer_retry_backoff_s,
+                stop,
+            )
 
     def _on_commit(self, offsets: Any, response: Any) -> None:
         if isinstance(response, Exception):
@@ -383,6 +422,38 @@ class EventConsumer:
             except Exception:
                 log.debug("consumer close failed", exc_info=True)
             self._consumer = None
+
+
+class _Backoff:
+    """Exponential waits between retries against an unavailable dependency."""
+
+    def __init__(self, first_s: float, cap_s: float) -> None:
+        self.first_s, self.cap_s, self._current = first_s, cap_s, first_s
+
+    def next(self) -> float:
+        wait, self._current = self._current, min(self._current * 2, self.cap_s)
+        return wait
+
+    def reset(self) -> None:
+        self._current = self.first_s
+
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    """True for errors that say the database went away rather than that the event is bad."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    markers = (
+        "connection",
+        "could not connect",
+        "server closed",
+        "terminating",
+        "database is locked",
+        "does not allow connections",
+        "disk i/o error",
+        "unable to open database",
+    )
+    return any(marker in text for marker in markers)
 
 
 @contextmanager
