@@ -1,15 +1,18 @@
 """Outbox publish → consumer-applied latency and throughput through one service pair, next to a
 bare kafka-python produce → consume on the same broker, and recovery from a broker restart.
 
-The pair runs as it is deployed, one process per side. The producing side is the customer
-service's worker (``python -m services.customer.worker``, its outbox relay) in a process of its
-own; it reads from the customer database what the writer — the use case, in the bench process —
-committed there. The consuming side is the assignment service's consumer, in the bench process,
+The pair runs as the embedded deployment runs it. The producing side is the customer service
+process (``python -m bench._pipeline_producer``): its runtime writes the events through its event
+recorder, one transaction per use case as its API does, and runs its outbox relay on a thread of
+the same process, which a commit there wakes at once. The bench process drives it over its stdin
+and stdout. The consuming side is the assignment service's consumer, in the bench process,
 applying ``customer.created`` into ``customer_refs``. An event counts as applied when the consumer
 transaction that wrote its ``customer_refs`` row and inbox entry has committed. The bare baseline
 is split the same way: a kafka-python producer process (``python -m bench._bare_producer``) and a
 consumer in the bench process. Latencies cross processes, so they are wall-clock (``time.time()``)
-differences on one machine.
+differences on one machine: for the pipeline from the envelope's ``occurred_at`` (taken when the
+event is recorded, just before the writer's commit) to the consumer's commit, for the bare
+baseline from just before the send to the consumer's poll.
 
 Goals (from the issue): pipeline p99 latency at most 2x the bare figure, throughput at least half
 of it; after a broker restart, events flow again within 10 s and none is lost.
@@ -23,28 +26,28 @@ import json
 import logging
 import math
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import psycopg
 from kafka import KafkaConsumer
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crmkit.broker import EmbeddedBroker, free_port
+from bench._pipeline_producer import customer_payload
+from crmkit.broker import EmbeddedBroker
 from crmkit.consumer import Subscription
 from crmkit.events import Envelope, build_envelope
 from crmkit.kafka import ensure_topics, make_consumer
@@ -58,7 +61,11 @@ from services.customer.events import CUSTOMER_CREATED
 from services.customer.settings import CustomerSettings
 
 NAME = "outbox_pipeline"
-PROCESSES = "relay and consumer in separate processes"
+PROCESSES = (
+    "customer service process: writer + relay; assignment consumer in the bench process; "
+    "bare producer in its own process"
+)
+LATENCY_START = "from the event's occurred_at, taken just before the writer's commit"
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -109,36 +116,28 @@ class Arrivals:
                     return False
                 self._cond.wait(min(left, 0.5))
 
-    def wait_any(self, ids: Callable[[], Iterable[str]], timeout_s: float) -> float | None:
-        """The earliest arrival among ``ids()`` once one has arrived, or None at the timeout."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                seen = [self.at[i] for i in ids() if i in self.at]
-                if seen:
-                    return min(seen)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(min(left, 0.1))
-
 
 class AppliedObserver(Arrivals):
     """Marks customer ids as applied when the assignment consumer's transaction commits.
 
-    Wraps the assignment handler of ``customer.created`` so that it notes the customer id on the
-    session; an ``after_commit`` listener on the runtime's sessions marks the noted ids.
+    Wraps the assignment handler of ``customer.created`` so that it notes the customer id and the
+    envelope's ``occurred_at`` on the session; an ``after_commit`` listener on the runtime's
+    sessions marks the noted ids and keeps their ``occurred_at`` (``occurred``).
     """
 
     def __init__(self, runtime: ServiceRuntime) -> None:
         super().__init__()
+        self.occurred: dict[str, float] = {}
+        self._log: list[tuple[float, float]] = []  # (occurred_at, applied at) in applied order
         self.runtime = runtime
         self.original = runtime.registry.subscriptions[CUSTOMER_CREATED.type]
         original_handler = self.original.handler
 
         def observed(session: Session, envelope: Envelope) -> None:
             original_handler(session, envelope)
-            session.info.setdefault(_APPLIED_KEY, []).append(envelope.data["customer_id"])
+            session.info.setdefault(_APPLIED_KEY, []).append(
+                (envelope.data["customer_id"], envelope.occurred_at.timestamp())
+            )
 
         runtime.registry.subscriptions[CUSTOMER_CREATED.type] = Subscription(
             self.original.event_type, self.original.versions, observed
@@ -147,9 +146,32 @@ class AppliedObserver(Arrivals):
         sa_event.listen(runtime.session_factory, "after_rollback", self._rolled_back)
 
     def _committed(self, session: Session) -> None:
-        ids = session.info.pop(_APPLIED_KEY, None)
-        if ids:
-            self.mark(ids)
+        applied: list[tuple[str, float]] | None = session.info.pop(_APPLIED_KEY, None)
+        if not applied:
+            return
+        now = time.time()
+        with self._cond:
+            for cid, occurred_at in applied:
+                if cid not in self.at:
+                    self.at[cid] = now
+                    self.occurred[cid] = occurred_at
+                    self._log.append((occurred_at, now))
+            self._cond.notify_all()
+
+    def first_applied_since(self, t: float, timeout_s: float) -> float | None:
+        """When the first event that occurred at ``t`` or later was applied (None at timeout)."""
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        with self._cond:
+            while True:
+                for occurred_at, applied_at in self._log[seen:]:
+                    if occurred_at >= t:
+                        return applied_at
+                seen = len(self._log)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(left, 0.1))
 
     def _rolled_back(self, session: Session) -> None:
         session.info.pop(_APPLIED_KEY, None)
@@ -192,29 +214,6 @@ def rate_from(first: float, arrived: list[float]) -> float:
     return len(arrived) / (max(arrived) - first) if arrived else 0.0
 
 
-def paced(count: int, rate: float) -> Iterator[int]:
-    """Yield 0..count-1 at ``rate`` per second (sleeping until each slot)."""
-    start = time.perf_counter()
-    for i in range(count):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-
-
-def customer_payload(customer_id: str, n: int) -> dict[str, Any]:
-    """A ``customer.created`` payload (contracts/events/customer.created.v1.json)."""
-    return {
-        "customer_id": customer_id,
-        "kind": "individual",
-        "name": f"Bench Customer {n:07d}",
-        "org_unit": "/hq/branch-01/sub-03",
-        "business_line": "personal",
-        "status": "active",
-        "segment": "stock",
-    }
-
-
 def envelope_size() -> int:
     """The bytes of a ``customer.created`` envelope as the relay sends it."""
     cid = str(uuid.uuid4())
@@ -249,74 +248,121 @@ def _tail(log: IO[bytes] | None, chars: int = 3000) -> str:
     return log.read().decode("utf-8", "replace")[-chars:]
 
 
-class RelayProcess:
-    """The customer service's worker process, which runs its outbox relay.
-
-    It serves its Prometheus metrics on a port of its own so that the bench can read how many
-    rows it published again after the broker restart.
-    """
+class CustomerProcess:
+    """The customer service process (``python -m bench._pipeline_producer``): the writer and the
+    outbox relay in one process, driven by JSON lines over its stdin and stdout."""
 
     def __init__(self, kafka: KafkaSettings, database_url: str, verbose: bool) -> None:
         self.kafka = kafka
         self.database_url = database_url
         self.verbose = verbose
-        self.metrics_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
-        self.starts = 0
+        self.hello: dict[str, Any] = {}
+        self._answers: queue.Queue[bytes | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 60.0) -> None:
         if self.proc is not None:
-            raise RuntimeError("the relay process is running already")
-        self.metrics_port = free_port()
+            raise RuntimeError("the customer process is running already")
         # Closed by stop(): the log outlives this method.
         self.log = None if self.verbose else tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.customer.worker"],
+            [
+                sys.executable,
+                "-m",
+                "bench._pipeline_producer",
+                "--database-url",
+                self.database_url,
+                "--bootstrap",
+                self.kafka.bootstrap_servers,
+                "--namespace",
+                self.kafka.namespace,
+                *(["--verbose"] if self.verbose else []),
+            ],
             cwd=REPO,
-            env=module_env(
-                {
-                    "CRM_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
-                    "CRM_KAFKA_NAMESPACE": self.kafka.namespace,
-                    "CRM_CUSTOMER_DATABASE_URL": self.database_url,
-                    "CRM_CUSTOMER_RUN_MIGRATIONS_ON_START": "false",
-                    "CRM_WORKER_METRICS_PORT": str(self.metrics_port),
-                }
-            ),
-            stdin=subprocess.DEVNULL,
-            stdout=self.log if self.log is not None else subprocess.DEVNULL,
-            stderr=self.log if self.log is not None else None,
+            env=module_env({}),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
         )
-        self.starts += 1
+        self._answers = queue.Queue()
+        self._reader = threading.Thread(
+            target=self._read, args=(self.proc.stdout, self._answers), daemon=True
+        )
+        self._reader.start()
+        self.hello = self._answer("start", timeout_s)
+
+    @staticmethod
+    def _read(stream: IO[bytes], answers: queue.Queue[bytes | None]) -> None:
+        for line in stream:
+            answers.put(line)
+        answers.put(None)
 
     def check(self) -> None:
         """Raise when the process has exited (with the end of its log)."""
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(
-                f"the relay process exited with status {self.proc.returncode}\n{_tail(self.log)}"
+                f"the customer process exited with status {self.proc.returncode}\n{_tail(self.log)}"
             )
 
+    def _answer(self, what: str, timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._answers.get(timeout=0.5)
+            except queue.Empty:
+                self.check()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the customer process did not answer {what} within {timeout_s:.0f} s\n"
+                        f"{_tail(self.log)}"
+                    ) from None
+                continue
+            if line is None:
+                if self.proc is not None:
+                    self.proc.wait(5)
+                self.check()
+                raise RuntimeError(f"the customer process closed its output ({what})")
+            answer: dict[str, Any] = json.loads(line)
+            if "error" in answer:
+                raise RuntimeError(f"the customer process failed {what}: {answer['error']}")
+            return answer
+
+    def request(self, command: dict[str, Any], timeout_s: float = 60.0) -> dict[str, Any]:
+        """Send one command and wait for its answer."""
+        with self._lock:
+            if self.proc is None or self.proc.stdin is None:
+                raise RuntimeError("the customer process is not running")
+            self.check()
+            self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+            self.proc.stdin.flush()
+            return self._answer(str(command.get("cmd")), timeout_s)
+
     def republished(self) -> int | None:
-        """The process's ``crm_outbox_republished_total``, or None when it cannot be read."""
+        """The relay's ``crm_outbox_republished_total``, or None when it cannot be read."""
         try:
-            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
+            return int(self.request({"cmd": "metrics"}, 10)["republished"])
+        except (RuntimeError, KeyError, ValueError):
             return None
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if (
-                    sample.name == "crm_outbox_republished_total"
-                    and sample.labels.get("service") == "customer"
-                ):
-                    return int(sample.value)
-        return 0
 
     def stop(self) -> None:
+        """Ask the process to stop its workers and exit; end it when it does not."""
         if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(Exception):
+                    self.request({"cmd": "exit"}, 20)
+            if self.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
             stop_process(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
             self.proc = None
+        if self._reader is not None:
+            self._reader.join(5)
+            self._reader = None
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -459,66 +505,44 @@ def run_bare(kafka: KafkaSettings, size: Size) -> BareResult:
 # -- the service pair ----------------------------------------------------------------------------
 @dataclass
 class Pair:
-    """The writer (customer runtime, no workers), the relay process and the assignment consumer."""
+    """The customer service process (writer and relay) and the assignment consumer."""
 
-    customer: ServiceRuntime
     assignment: ServiceRuntime
     observer: AppliedObserver
-    relay: RelayProcess
-    counter: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    customer: CustomerProcess
 
-    def next_n(self) -> int:
-        with self._lock:
-            self.counter += 1
-            return self.counter
+    @property
+    def relay_poll_interval_s(self) -> float:
+        return float(self.customer.hello.get("relay_poll_interval_s", math.nan))
 
-    def write_one(self) -> tuple[str, float]:
-        """One event in its own transaction; returns its customer id and commit time."""
-        cid = str(uuid.uuid4())
-        payload = customer_payload(cid, self.next_n())
-        with self.customer.session_factory() as s, s.begin():
-            self.customer.recorder.record(s, CUSTOMER_CREATED, payload, key=cid, actor="bench")
-        return cid, time.time()
+    def write_paced(self, count: int, rate: float) -> list[tuple[str, float]]:
+        """``count`` events, one per transaction, ``rate`` per second (0: as fast as it goes).
 
-    def write_many(self, count: int) -> tuple[list[str], float]:
-        """``count`` events in one transaction; returns their ids and the commit time."""
-        ids = [str(uuid.uuid4()) for _ in range(count)]
-        with self.customer.session_factory() as s, s.begin():
-            for cid in ids:
-                self.customer.recorder.record(
-                    s,
-                    CUSTOMER_CREATED,
-                    customer_payload(cid, self.next_n()),
-                    key=cid,
-                    actor="bench",
-                )
-        return ids, time.time()
+        Returns their ids and ``occurred_at``.
+        """
+        timeout = 60.0 + (count / rate if rate > 0 else count / 100)
+        answer = self.customer.request({"cmd": "paced", "count": count, "rate": rate}, timeout)
+        return [(cid, at) for cid, at in answer["written"]]
 
     def write_burst(self, count: int, txn_size: int) -> tuple[list[str], float, float]:
         """``count`` events as fast as the writer goes, ``txn_size`` per transaction.
 
         Returns the ids, the first commit time and the write rate (events per second).
         """
-        ids: list[str] = []
-        first_commit: float | None = None
-        started = time.perf_counter()
-        while len(ids) < count:
-            batch, at = self.write_many(min(txn_size, count - len(ids)))
-            ids.extend(batch)
-            first_commit = first_commit or at
-        assert first_commit is not None
-        return ids, first_commit, len(ids) / (time.perf_counter() - started)
+        answer = self.customer.request(
+            {"cmd": "burst", "count": count, "txn": txn_size}, max(120.0, count / 100)
+        )
+        return list(answer["ids"]), float(answer["first_commit"]), float(answer["write_eps"])
 
     def wait_applied(self, ids: Iterable[str], timeout_s: float) -> bool:
-        """Wait until all ``ids`` are applied; raise when the relay process has exited."""
+        """Wait until all ``ids`` are applied; raise when the customer process has exited."""
         pending = list(ids)
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
             if self.observer.wait_all(pending, max(0.0, min(left, 1.0))):
                 return True
-            self.relay.check()
+            self.customer.check()
             if left <= 1.0:
                 return False
 
@@ -532,23 +556,24 @@ class Pair:
 
 @contextlib.contextmanager
 def service_pair(kafka: KafkaSettings, urls: dict[str, str], verbose: bool) -> Iterator[Pair]:
-    customer = build_customer(CustomerSettings(database_url=urls["customer"], kafka=kafka))
+    migrating = build_customer(CustomerSettings(database_url=urls["customer"], kafka=kafka))
+    migrating.migrate()
+    migrating.engine.dispose()
     assignment = build_assignment(AssignmentSettings(database_url=urls["assignment"], kafka=kafka))
-    customer.migrate()
     assignment.migrate()
     observer = AppliedObserver(assignment)
-    relay = RelayProcess(kafka, urls["customer"], verbose)
+    customer = CustomerProcess(kafka, urls["customer"], verbose)
     try:
         assignment.start_workers()
         assert assignment.consumer is not None
         if not assignment.consumer.ready.wait(60):
             raise RuntimeError("the assignment consumer was not assigned partitions within 60 s")
-        yield Pair(customer, assignment, observer, relay)
+        customer.start()
+        yield Pair(assignment, observer, customer)
     finally:
-        relay.stop()
+        customer.stop()
         assignment.stop_workers()
         observer.remove()
-        customer.engine.dispose()
         assignment.engine.dispose()
 
 
@@ -562,36 +587,35 @@ class PipelineResult:
 
 
 def start_relay(pair: Pair) -> None:
-    """Start the relay process and wait until an event written now has been applied."""
-    pair.relay.start()
-    probe = pair.write_one()[0]
-    if not pair.wait_applied([probe], 60):
-        raise RuntimeError("no event went through the relay process within 60 s of its start")
+    """Start the relay in the customer process; wait until an event written now is applied."""
+    pair.customer.request({"cmd": "start_relay"})
+    probe = [cid for cid, _ in pair.write_paced(1, 0)]
+    if not pair.wait_applied(probe, 60):
+        raise RuntimeError("no event went through the relay within 60 s of its start")
 
 
 def run_pipeline(pair: Pair, size: Size) -> PipelineResult:
     start_relay(pair)
-    warm = [pair.write_one()[0] for _ in range(20)]
+    warm = [cid for cid, _ in pair.write_paced(20, 0)]
     pair.wait_applied(warm, 30)
 
-    committed: dict[str, float] = {}
-    for _ in paced(size.latency_events, size.latency_rate):
-        cid, at = pair.write_one()
-        committed[cid] = at
-    pair.wait_applied(committed, 60)
-    latency = latency_result(committed, committed, pair.observer.at)
+    written = pair.write_paced(size.latency_events, size.latency_rate)
+    ids = [cid for cid, _ in written]
+    pair.wait_applied(ids, 60)
+    # From the envelope's occurred_at (recorded just before the writer's commit) to the
+    # consumer's commit.
+    latency = latency_result(ids, pair.observer.occurred, pair.observer.at)
 
-    # Sustained: the relay runs while the writer writes as fast as it can.
+    # Sustained: the relay runs while the writer, in the same process, writes as fast as it can.
     ids, first_commit, write_eps = pair.write_burst(
         size.throughput_events, size.throughput_txn_size
     )
     pair.wait_applied(ids, max(120.0, size.throughput_events / 100))
     arrived = [pair.observer.at[i] for i in ids if i in pair.observer.at]
     eps = rate_from(first_commit, arrived)
-    # The relay process learns of new rows by polling (a commit wakes only a relay in the
-    # committing process); it reads its settings from the same environment as this runtime.
-    poll_s = pair.customer.settings.relay_poll_interval_s
-    return PipelineResult(latency, eps, len(ids) - len(arrived), write_eps, poll_s)
+    return PipelineResult(
+        latency, eps, len(ids) - len(arrived), write_eps, pair.relay_poll_interval_s
+    )
 
 
 @dataclass
@@ -601,14 +625,14 @@ class DrainResult:
 
 
 def run_drain(pair: Pair, size: Size) -> DrainResult:
-    """The outbox fills while no relay runs, then a relay process starts and publishes it all.
+    """The outbox fills while the relay is stopped, then the relay starts and publishes it all.
 
     Counted from the first consumer transaction that applied some of the events to the last (the
-    events of that first transaction not counted), so that the start of the process is left out.
+    events of that first transaction not counted), so that the start of the relay is left out.
     """
-    pair.relay.stop()
+    pair.customer.request({"cmd": "stop_relay"})
     ids, _, _ = pair.write_burst(size.throughput_events, size.throughput_txn_size)
-    pair.relay.start()
+    pair.customer.request({"cmd": "start_relay"})
     pair.wait_applied(ids, max(120.0, size.throughput_events / 100))
     arrived = sorted(pair.observer.at[i] for i in ids if i in pair.observer.at)
     eps = rate_from(arrived[0], [a for a in arrived if a > arrived[0]]) if arrived else 0.0
@@ -621,6 +645,7 @@ class RecoveryResult:
     converged_s: float | None
     written: int
     written_during_outage: int
+    write_errors: int
     present: int
     outage_s: float
     broker_stop_s: float
@@ -632,48 +657,6 @@ class RecoveryResult:
         return self.written - self.present
 
 
-class PacedWriter:
-    """Writes events through the outbox at a steady rate on its own thread."""
-
-    def __init__(self, pair: Pair, rate: float) -> None:
-        self.pair = pair
-        self.rate = rate
-        self.written: list[tuple[str, float]] = []
-        self.errors = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-writer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        start = time.perf_counter()
-        i = 0
-        while not self._stop.is_set():
-            delay = start + i / self.rate - time.perf_counter()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            i += 1
-            try:
-                written = self.pair.write_one()
-            except Exception:  # a failed write is not an event; keep the pace
-                self.errors += 1
-                continue
-            with self._lock:
-                self.written.append(written)
-
-    def ids_after(self, t: float) -> list[str]:
-        with self._lock:
-            return [cid for cid, at in self.written if at >= t]
-
-    def stop(self) -> list[tuple[str, float]]:
-        self._stop.set()
-        self._thread.join(10)
-        with self._lock:
-            return list(self.written)
-
-
 def _counter(name: str, **labels: str) -> int:
     return int(REGISTRY.get_sample_value(name, labels) or 0)
 
@@ -683,25 +666,23 @@ def _duplicates() -> int:
 
 
 def run_recovery(pair: Pair, broker: EmbeddedBroker, size: Size) -> RecoveryResult:
-    republished = pair.relay.republished()
+    """The customer process writes at a steady rate while the broker stops and starts again."""
+    republished = pair.customer.republished()
     duplicates = _duplicates()
-    writer = PacedWriter(pair, size.recovery_rate)
-    writer.start()
-    try:
-        time.sleep(2.0)
-        stopped_at = time.time()
-        broker.stop()
-        broker_stop_s = time.time() - stopped_at
-        time.sleep(size.outage_s)
-        broker.start()
-        restarted_at = time.time()
-        first = pair.observer.wait_any(
-            lambda: writer.ids_after(restarted_at), size.recovery_timeout_s
-        )
-        recovery_s = None if first is None else first - restarted_at
-        time.sleep(2.0)
-    finally:
-        written = writer.stop()
+    # On an error the customer process's exit (the pair's teardown) stops its writer.
+    pair.customer.request({"cmd": "paced_start", "rate": size.recovery_rate})
+    time.sleep(2.0)
+    stopped_at = time.time()
+    broker.stop()
+    broker_stop_s = time.time() - stopped_at
+    time.sleep(size.outage_s)
+    broker.start()
+    restarted_at = time.time()
+    first = pair.observer.first_applied_since(restarted_at, size.recovery_timeout_s)
+    recovery_s = None if first is None else first - restarted_at
+    time.sleep(2.0)
+    answer = pair.customer.request({"cmd": "paced_stop"})
+    written = [(cid, at) for cid, at in answer["written"]]
     ids = [cid for cid, _ in written]
     left = max(5.0, size.recovery_timeout_s - (time.time() - restarted_at))
     converged = pair.wait_applied(ids, left)
@@ -709,12 +690,13 @@ def run_recovery(pair: Pair, broker: EmbeddedBroker, size: Size) -> RecoveryResu
     if converged:
         converged_s = max(pair.observer.at[i] for i in ids) - restarted_at
     during = sum(1 for _, at in written if stopped_at <= at < restarted_at)
-    republished_after = pair.relay.republished()
+    republished_after = pair.customer.republished()
     return RecoveryResult(
         recovery_s,
         converged_s,
         len(ids),
         during,
+        int(answer["errors"]),
         pair.present(ids),
         restarted_at - stopped_at,
         broker_stop_s,
@@ -754,35 +736,37 @@ def report(
     drain_ratio = _ratio(drain.throughput_eps, bare.throughput_eps)
     republished = "?" if rec.republished is None else str(rec.republished)
     lines = [
-        f"{NAME}: size {size.label}, databases {backend}, {elapsed_s:.1f} s; "
-        f"{PROCESSES} (the bare producer too)",
+        f"{NAME}: size {size.label}, databases {backend}, {elapsed_s:.1f} s; {PROCESSES}",
         f"  bare kafka-python  latency p50 {bare.latency.p50_ms:7.2f} ms  "
         f"p99 {bare.latency.p99_ms:7.2f} ms  (n={size.latency_events} at "
         f"{size.latency_rate:.0f}/s, missing {bare.latency.missing})",
         f"  outbox pipeline    latency p50 {pipe.latency.p50_ms:7.2f} ms  "
         f"p99 {pipe.latency.p99_ms:7.2f} ms  max {pipe.latency.max_ms:.1f} ms  "
-        f"(missing {pipe.latency.missing}; the relay polls every "
+        f"(missing {pipe.latency.missing}; {LATENCY_START}, to the consumer's commit; the "
+        f"writer's commits wake the relay, which otherwise polls every "
         f"{pipe.relay_poll_interval_s * 1000:.0f} ms)",
         f"  bare kafka-python  throughput {bare.throughput_eps:9.0f} events/s  "
         f"(n={size.throughput_events}, missing {bare.throughput_missing})",
         f"  outbox pipeline    throughput {pipe.throughput_eps:9.0f} events/s  "
-        f"sustained: writer running (n={size.throughput_events} in transactions of "
+        f"sustained: writer running in the customer process, first commit to last "
+        f"applied (n={size.throughput_events} in transactions of "
         f"{size.throughput_txn_size}, outbox writes {pipe.write_eps:.0f}/s, "
         f"missing {pipe.throughput_missing})",
         f"  outbox pipeline    throughput {drain.throughput_eps:9.0f} events/s  "
-        f"drain: outbox filled before the relay started (n={size.throughput_events}, "
+        f"drain: relay and consumer alone, outbox filled before the relay started "
+        f"(n={size.throughput_events}, "
         f"missing {drain.missing})",
     ]
     if p99_ratio is not None:
         lines.append(
             f"  p99 ratio to bare: {p99_ratio:.2f}x (goal <= 2x: {_verdict(p99_ratio <= 2)})"
         )
-    if tp_ratio is not None:
-        lines.append(
-            f"  throughput ratio to bare: {tp_ratio:.2f}x sustained "
-            f"(goal >= 0.5x: {_verdict(tp_ratio >= 0.5)})"
-            + (f", {drain_ratio:.2f}x drain" if drain_ratio is not None else "")
-        )
+    for label, ratio in (("sustained", tp_ratio), ("drain", drain_ratio)):
+        if ratio is not None:
+            lines.append(
+                f"  throughput ratio to bare, {label + ':':10} {ratio:.2f}x "
+                f"(goal >= 0.5x: {_verdict(ratio >= 0.5)})"
+            )
     if rec.recovery_s is None:
         lines.append(
             f"  recovery: no event written after the restart was applied within "
@@ -798,8 +782,8 @@ def report(
     lines.append(
         f"  events lost across the restart: {rec.lost} of {rec.written} "
         f"({rec.written_during_outage} written while the broker was away for "
-        f"{rec.outage_s:.1f} s: {rec.broker_stop_s:.1f} s to stop, {size.outage_s:.0f} s down) "
-        f"(goal 0: {_verdict(rec.lost == 0)})"
+        f"{rec.outage_s:.1f} s: {rec.broker_stop_s:.1f} s to stop, {size.outage_s:.0f} s down; "
+        f"{rec.write_errors} failed writes) (goal 0: {_verdict(rec.lost == 0)})"
     )
     print("\n".join(lines))
     result = {
@@ -818,6 +802,7 @@ def report(
             "recovery_converged_s": _r(rec.converged_s, 3),
             "lost_events": rec.lost,
             "recovery_events": rec.written,
+            "recovery_write_errors": rec.write_errors,
             "outage_s": _r(rec.outage_s, 2),
             "republished_events": rec.republished,
             "duplicates_skipped": rec.duplicates,
@@ -826,6 +811,7 @@ def report(
             "events": size.latency_events + 2 * size.throughput_events + rec.written,
             "missing_events": pipe.latency.missing + pipe.throughput_missing + drain.missing,
             "processes": PROCESSES,
+            "latency_start": LATENCY_START,
             "relay_poll_interval_s": pipe.relay_poll_interval_s,
             "backend": backend,
             "size": size.label,
