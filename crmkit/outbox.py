@@ -246,7 +246,9 @@ class OutboxRelay:
                 self._report_backlog()
                 self._housekeeping()
                 backoff = 0.2
-                if published == 0 and not stop.is_set():
+                # A short batch emptied the backlog: wait for the next commit instead of asking
+                # the database again (a commit during the batch has already set the wake-up).
+                if published < self.settings.relay_batch_size and not stop.is_set():
                     self._commits.wait(self.settings.relay_poll_interval_s)
             except Exception as exc:  # the loop must survive broker and database outages
                 self._on_error(exc)
