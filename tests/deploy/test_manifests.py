@@ -9,8 +9,6 @@ variables that the settings classes really read. A last test renders the product
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -498,41 +496,3 @@ def test_postgres_cluster_has_a_database_and_role_per_service() -> None:
     }
     assert set(SERVICES) <= roles
     assert databases == {s: s for s in SERVICES}
-
-
-# -- rendering (only where kubectl is installed) -------------------------------------------
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
-def test_production_overlay_renders() -> None:
-    result = subprocess.run(
-        ["kubectl", "kustomize", str(PRODUCTION)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    for doc in docs:
-        if doc["kind"] in WORKLOAD_KINDS:
-            assert doc["metadata"]["namespace"] == "crm"
-            for container in containers(doc):
-                assert container["image"] == f"{IMAGE}:{IMAGE_TAG}"
-        if doc["kind"] == "KafkaTopic":
-            assert doc["metadata"]["namespace"] == "kafka"
-    config_maps = [d for d in docs if d["kind"] == "ConfigMap"]
-    assert len(config_maps) == 1 and config_maps[0]["metadata"]["name"].startswith("crm-config-")
-    referenced = {
-        source["configMapRef"]["name"]
-        for doc in docs
-        if doc["kind"] in WORKLOAD_KINDS
-        for container in containers(doc)
-        for source in container.get("envFrom", [])
-    }
-    assert referenced == {config_maps[0]["metadata"]["name"]}
-    replicas = {
-        d["metadata"]["name"]: d["spec"].get("replicas") for d in docs if d["kind"] == "Deployment"
-    }
-    for service in SERVICES:
-        assert replicas[f"{service}-api"] >= 2
