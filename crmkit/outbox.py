@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -228,6 +228,8 @@ class OutboxRelay:
         self._next_backlog_report = 0.0
         self._next_housekeeping = 0.0
         self._epoch_check_needed = True
+        # When each topic was last confirmed to be the one the relay knows (its id unchanged).
+        self._verified_at: dict[str, datetime] = {}
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -340,6 +342,7 @@ class OutboxRelay:
         if not self._epoch_check_needed and now < self._next_epoch_check:
             return
         self._admin.ensure(self.topics)
+        checked_at = utcnow()
         current = self._admin.topic_ids(self.topics)
         state = self.tables.relay_state
         with self.engine.begin() as conn:
@@ -347,17 +350,25 @@ class OutboxRelay:
             for topic, topic_id in current.items():
                 previous = known.get(topic)
                 if previous == topic_id:
+                    self._verified_at[topic] = checked_at
                     continue
                 if previous is not None:
                     self._requeue_tail(conn, topic)
                 _upsert_topic_id(conn, self.tables, topic, topic_id, previous is None)
+                self._verified_at[topic] = checked_at
         self.stats.topic_ids = current
         self._epoch_check_needed = False
         self._next_epoch_check = now + self.settings.relay_broker_check_interval_s
 
     def _requeue_tail(self, conn: Connection, topic: str) -> None:
+        """Publish again what the recreated topic lost: the republish window, and at least every
+        row acknowledged since the old topic was last seen alive (a broker that restarts empty
+        may acknowledge writes for a topic that does not exist yet, which are then lost)."""
         outbox = self.tables.outbox
         since = utcnow() - timedelta(seconds=self.settings.relay_republish_window_s)
+        last_seen_alive = self._verified_at.get(topic)
+        if last_seen_alive is not None:
+            since = min(since, last_seen_alive)
         result = conn.execute(
             update(outbox)
             .where(and_(outbox.c.topic == topic, outbox.c.published_at >= since))
