@@ -7,8 +7,6 @@ causes and the consumed event that caused it commit in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -176,10 +174,3 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit (the response is built from them)."""
     return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commits when the block ends normally, rolls back on an exception."""
-    with factory() as session, session.begin():
-        yield session
