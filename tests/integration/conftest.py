@@ -120,13 +120,7 @@ class Pair:
         return all(eid in counts for eid, _ in self.written)
 
     def published_count(self) -> int:
-        outbox = self.customer.tables.outbox
-        with self.customer.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(outbox.c.published_at.is_not(None))
-                ).scalar_one()
-            )
+        return published_count(self.customer)
 
     def names_in_order(self) -> dict[str, list[str]]:
         """Per customer, the names in the order the consumer applied them."""
@@ -192,20 +186,28 @@ class Pair:
         self.effects.engine.dispose()
 
 
+def published_count(runtime: ServiceRuntime) -> int:
+    """Outbox rows of a service that the broker has acknowledged."""
+    outbox = runtime.tables.outbox
+    with runtime.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(outbox.c.published_at.is_not(None))
+            ).scalar_one()
+        )
+
+
+def build_pair(databases: Databases, kafka: KafkaSettings) -> Pair:
+    """The customer service (migrated) and the effects service on fresh databases."""
+    customer = build_customer(CustomerSettings(database_url=databases.url("customer"), kafka=kafka))
+    customer.migrate()
+    effects = build_effects(EffectsSettings(database_url=databases.url("effects"), kafka=kafka))
+    return Pair(customer, effects, kafka)
+
+
 @pytest.fixture
 def pair(databases: Databases, kafka_settings: KafkaSettings) -> Iterator[Pair]:
-    customer = build_customer(
-        CustomerSettings(
-            database_url=databases.url("customer"),
-            kafka=kafka_settings,
-            relay_poll_interval_s=0.05,
-        )
-    )
-    customer.migrate()
-    effects = build_effects(
-        EffectsSettings(database_url=databases.url("effects"), kafka=kafka_settings)
-    )
-    made = Pair(customer, effects, kafka_settings)
+    made = build_pair(databases, kafka_settings)
     yield made
     made.close()
 

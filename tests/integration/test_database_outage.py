@@ -11,29 +11,18 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from crmkit.settings import KafkaSettings
-from services.customer.app import build_runtime as build_customer
-from services.customer.settings import CustomerSettings
 from tests.conftest import PG_ADMIN_DSN, Databases
-from tests.integration.conftest import Pair, wait_until
-from tests.integration.effects_service import EffectsSettings
-from tests.integration.effects_service import build_runtime as build_effects
+from tests.integration.conftest import Pair, build_pair, wait_until
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def pg_pair(pg_databases: Databases, kafka_settings: KafkaSettings) -> Iterator[Pair]:
-    customer = build_customer(
-        CustomerSettings(database_url=pg_databases.url("customer"), kafka=kafka_settings)
-    )
-    customer.migrate()
-    effects = build_effects(
-        EffectsSettings(database_url=pg_databases.url("effects"), kafka=kafka_settings)
-    )
-    made = Pair(customer, effects, kafka_settings)
+    made = build_pair(pg_databases, kafka_settings)
     yield made
     made.close()
-    _allow_connections(_database(effects.settings.database_url), True)
+    _allow_connections(_database(made.effects.settings.database_url), True)
 
 
 def _database(url: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import Table, func, select
 
 from crmkit.consumer import RawRecord
 from crmkit.http import create_service_app
-from tests.integration.conftest import Pair, customer_id, wait_until
+from tests.integration.conftest import Pair, customer_id, published_count, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_failing_event_is_dead_lettered_then_replayed(
     assert "cannot be applied" in row["reason"]
     # The dead letter also went to the dead-letter topic through the outbox.
     outbox = pair.effects.tables.outbox
-    wait_until(lambda: _published_dead_letters(pair) == 1, 15, "dead letter published")
+    wait_until(lambda: published_count(pair.effects) == 1, 15, "dead letter published")
     with pair.effects.engine.connect() as conn:
         topic = conn.execute(select(outbox.c.topic)).scalar_one()
     assert topic == pair.kafka.dead_letter_topic("effects")
@@ -129,13 +129,3 @@ def test_unknown_version_is_dead_lettered_without_retries(pair: Pair) -> None:
 def _count(pair: Pair, table: Table) -> int:
     with pair.effects.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-def _published_dead_letters(pair: Pair) -> int:
-    outbox = pair.effects.tables.outbox
-    with pair.effects.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).where(outbox.c.published_at.is_not(None))
-            ).scalar_one()
-        )

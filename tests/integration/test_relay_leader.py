@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, select
 
 from crmkit.outbox import OutboxRelay
 from crmkit.settings import KafkaSettings
@@ -17,7 +16,7 @@ from services.customer import events
 from services.customer.app import build_runtime
 from services.customer.settings import CustomerSettings
 from tests.conftest import Databases
-from tests.integration.conftest import REPO, wait_until
+from tests.integration.conftest import REPO, published_count, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -114,23 +113,13 @@ def test_a_relay_in_another_process_is_woken_by_the_commit(
     )
     try:
         _write(runtime, 1)
-        wait_until(lambda: _published(runtime) == 1, 30, "the worker to start publishing")
+        wait_until(lambda: published_count(runtime) == 1, 30, "the worker to start publishing")
         time.sleep(0.5)  # the relay is idle, waiting on its listener
         for expected in (2, 3, 4):
             _write(runtime, 1, start=expected)
-            elapsed = wait_until(lambda n=expected: _published(runtime) == n, 10, "a publish")
+            elapsed = wait_until(lambda n=expected: published_count(runtime) == n, 10, "a publish")
             assert elapsed < 1.0, f"the relay took {elapsed:.2f} s: the commit did not wake it"
     finally:
         worker.terminate()
         worker.wait(timeout=20)
         runtime.engine.dispose()
-
-
-def _published(runtime) -> int:  # type: ignore[no-untyped-def]
-    outbox = runtime.tables.outbox
-    with runtime.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).where(outbox.c.published_at.is_not(None))
-            ).scalar_one()
-        )
