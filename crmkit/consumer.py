@@ -1,10 +1,13 @@
-"""Idempotent event consumers: inbox, retries with backoff, dead letters and replay.
+"""Idempotent event consumers: inbox, positions kept with the effects, retries, dead letters.
 
-A consumer applies a polled batch in one transaction that also records each event id in the
-inbox; only after that commit does it commit the Kafka offsets. A redelivered event finds its id in
-the inbox and changes nothing. When a batch fails, its events are retried one by one with backoff;
+A consumer is assigned every partition of the topics it reads (no consumer group: no joins, no
+rebalance pauses) and keeps its position in each partition in the service's own database. A
+polled batch is applied in one transaction that also records each event id in the inbox and the
+new positions, so a crash either keeps all of it or none. A redelivered event finds its id in the
+inbox and changes nothing. When a batch fails, its events are retried one by one with backoff;
 one that keeps failing — or whose type version the service does not know — is recorded as a dead
-letter (listed and replayable through the admin API) and sent to the dead-letter topic.
+letter (listed and replayable through the admin API) and sent to the dead-letter topic. Worker
+replicas share the work by role: a lock elects the one that consumes.
 """
 
 from __future__ import annotations
@@ -18,24 +21,27 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from kafka import KafkaConsumer, OffsetAndMetadata
+from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crmkit import context, metrics
 from crmkit.db import KitTables, utcnow
 from crmkit.events import Envelope
-from crmkit.kafka import TopicAdmin, make_consumer
+from crmkit.kafka import ConnectionCounter, TopicAdmin, make_consumer
+from crmkit.leader import LeaderLock
 from crmkit.outbox import write_outbox_row
 from crmkit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Envelope], None]
+# (topic, partition) -> (topic id, next offset to read)
+Positions = dict[tuple[str, int], tuple[str, int]]
 
 
 class DatabaseUnavailable(Exception):
@@ -168,10 +174,39 @@ class EventApplier:
                 out.append(envelope)
         return out
 
-    def apply_batch(self, records: list[RawRecord]) -> None:
-        """All records in one transaction (the fast path)."""
+    def apply_batch(self, records: list[RawRecord], positions: Positions | None = None) -> None:
+        """All records and the positions after them in one transaction (the fast path)."""
         with self.session_factory() as session, session.begin():
             self.apply_all(session, records)
+            if positions:
+                self.save_positions(session, positions)
+
+    def save_positions(self, session: Session, positions: Positions) -> None:
+        """Record where the consumer stands, in the session's transaction."""
+        table = self.tables.consumer_offsets
+        now = utcnow()
+        for (topic, partition), (topic_id, next_offset) in positions.items():
+            where = (
+                (table.c.consumer == self.name)
+                & (table.c.topic == topic)
+                & (table.c.partition == partition)
+            )
+            values = {"topic_id": topic_id, "next_offset": next_offset, "updated_at": now}
+            result = cast(
+                CursorResult[Any], session.execute(update(table).where(where).values(**values))
+            )
+            if result.rowcount == 0:
+                session.execute(
+                    insert(table).values(
+                        consumer=self.name, topic=topic, partition=partition, **values
+                    )
+                )
+
+    def load_positions(self) -> Positions:
+        table = self.tables.consumer_offsets
+        with self.session_factory() as session:
+            rows = session.execute(select(table).where(table.c.consumer == self.name)).all()
+        return {(r.topic, r.partition): (r.topic_id, r.next_offset) for r in rows}
 
     def apply_with_retries(
         self,
@@ -283,16 +318,26 @@ class EventApplier:
 
 
 class EventConsumer:
-    """One Kafka consumer in a group, on its own thread (kafka-python is not thread-safe)."""
+    """One service's consumer, on its own thread (kafka-python is not thread-safe).
 
-    def __init__(self, applier: EventApplier, settings: ServiceSettings, group_id: str) -> None:
+    It assigns itself every partition of its topics and starts each where the service database
+    says it stopped, or at the beginning when the topic is new or was recreated (its id changed:
+    a broker that came back empty). Whenever the client opened a new connection — the broker may
+    have restarted — and every few seconds otherwise, the topic ids are checked before anything
+    polled is applied, so a recreated topic is read from its start and never from the old
+    position, which would skip its first records and break the order per key.
+    """
+
+    def __init__(self, applier: EventApplier, settings: ServiceSettings, engine: Engine) -> None:
         self.applier = applier
         self.settings = settings
-        self.group_id = group_id
         self.ready = threading.Event()
         self.applied = 0
+        self.rewinds = 0  # times a recreated topic was started again from its beginning
         self._consumer: KafkaConsumer | None = None
+        self._connections: ConnectionCounter | None = None
         self._admin = TopicAdmin(settings.kafka, f"{applier.name}-consumer-admin")
+        self._lease = LeaderLock.for_engine(engine, f"consumer:{applier.service}:{applier.name}")
         self._topic_ids: dict[str, str] = {}
         self._next_topic_check = 0.0
         self._db_backoff = _Backoff(0.5, 5.0)
@@ -306,15 +351,12 @@ class EventConsumer:
         backoff = 0.5
         while not stop.is_set():
             try:
+                if not self._lease.acquire():
+                    self._close()
+                    stop.wait(2.0)
+                    continue
                 if self._consumer is None:
-                    topics = self.topics
-                    # Create what we read with the configured partitions before anyone else can
-                    # make the broker auto-create it with its own count.
-                    self._admin.ensure(topics)
-                    self._consumer = make_consumer(
-                        self.settings.kafka, f"{self.applier.name}", self.group_id
-                    )
-                    self._consumer.subscribe(topics)
+                    self._open()
                 self._poll_once(stop)
                 backoff = 0.5
             except Exception as exc:
@@ -323,14 +365,47 @@ class EventConsumer:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._close()
+        self._lease.release()
+
+    def _open(self) -> None:
+        """Build the client, assign every partition and seek to the stored positions."""
+        topics = self.topics
+        # Create what we read with the configured partitions before anyone else can make the
+        # broker auto-create it with its own count.
+        self._admin.ensure(topics)
+        layout = self._admin.partitions(topics)
+        missing = set(topics) - set(layout)
+        if missing:
+            raise RuntimeError(f"topics not available yet: {sorted(missing)}")
+        consumer = make_consumer(self.settings.kafka, self.applier.name, None)
+        try:
+            self._connections = ConnectionCounter(consumer)
+            stored = self.applier.load_positions()
+            assignment = [TopicPartition(t, p) for t, (_, n) in layout.items() for p in range(n)]
+            consumer.assign(assignment)
+            recreated = False
+            for tp in assignment:
+                position = stored.get((tp.topic, tp.partition))
+                if position is not None and position[0] == layout[tp.topic][0]:
+                    consumer.seek(tp, position[1])
+                else:
+                    recreated = recreated or position is not None
+                    consumer.seek_to_beginning(tp)
+            self.rewinds += recreated
+        except Exception:
+            consumer.close()
+            raise
+        self._consumer = consumer
+        self._topic_ids = {t: topic_id for t, (topic_id, _) in layout.items()}
+        self._next_topic_check = time.monotonic() + self.settings.relay_broker_check_interval_s
+        self.ready.set()
 
     def _poll_once(self, stop: threading.Event) -> None:
-        assert self._consumer is not None
-        # Short poll timeouts make kafka-python drop successful joins: poll for at least 1 s.
-        polled = self._consumer.poll(timeout_ms=1000, max_records=500)
-        if self._consumer.assignment():
-            self.ready.set()
-        self._watch_topics()
+        assert self._consumer is not None and self._connections is not None
+        polled = self._consumer.poll(timeout_ms=500, max_records=500)
+        check = self._connections.changed() or time.monotonic() >= self._next_topic_check
+        if check and not self._topics_unchanged(polled):
+            return
         if not polled:
             return
         records = [
@@ -338,23 +413,20 @@ class EventConsumer:
             for messages in polled.values()
             for m in messages
         ]
+        positions: Positions = {
+            (tp.topic, tp.partition): (self._topic_ids[tp.topic], msgs[-1].offset + 1)
+            for tp, msgs in polled.items()
+        }
         try:
-            self._apply(records, stop)
+            self._apply(records, positions, stop)
         except DatabaseUnavailable as exc:
             # Read the batch again once the database is back; nothing was committed.
             log.warning("database unavailable, holding events: %s", exc)
-            for tp, messages in polled.items():
-                self._consumer.seek(tp, messages[0].offset)
+            self._rewind(polled)
             stop.wait(self._db_backoff.next())
             return
         self._db_backoff.reset()
         self.applied += len(records)
-        # Offsets go to the broker only after the transaction; a lost commit means redelivery,
-        # which the inbox absorbs, so the commit need not block the next poll.
-        offsets = {
-            tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in polled.items()
-        }
-        self._consumer.commit_async(offsets, callback=self._on_commit)
         for tp, msgs in polled.items():
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
@@ -363,17 +435,43 @@ class EventConsumer:
                     lag
                 )
 
-    def _apply(self, records: list[RawRecord], stop: threading.Event) -> None:
+    def _topics_unchanged(self, polled: dict[TopicPartition, list[Any]]) -> bool:
+        """Check the topic ids before applying ``polled``; False when it must not be applied.
+
+        A recreated topic closes the client: the next one starts from the stored positions,
+        and a position stored under the old topic id means the beginning of the new topic.
+        """
+        assert self._consumer is not None
         try:
-            self.applier.apply_batch(records)
+            current = self._admin.topic_ids(self.topics)
+        except Exception as exc:
+            # Cannot tell which topic the records came from: read them again after a check.
+            log.info("topic check failed, holding the batch: %r", exc)
+            self._rewind(polled)
+            self._next_topic_check = 0.0
+            return False
+        self._next_topic_check = time.monotonic() + self.settings.relay_broker_check_interval_s
+        changed = sorted(t for t in self.topics if current.get(t) != self._topic_ids.get(t))
+        if not changed:
+            return True
+        log.warning("topics %s were recreated: reading them from the beginning", changed)
+        self._close()
+        return False
+
+    def _rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        assert self._consumer is not None
+        for tp, messages in polled.items():
+            self._consumer.seek(tp, messages[0].offset)
+
+    def _apply(self, records: list[RawRecord], positions: Positions, stop: threading.Event) -> None:
+        try:
+            self.applier.apply_batch(records, positions)
+            return
         except (OperationalError, InterfaceError) as exc:
             if _connection_lost(exc):
                 raise DatabaseUnavailable(str(exc)) from exc
-            self._apply_one_by_one(records, stop)
         except Exception:
-            self._apply_one_by_one(records, stop)
-
-    def _apply_one_by_one(self, records: list[RawRecord], stop: threading.Event) -> None:
+            log.info("batch of %d failed; applying its events one by one", len(records))
         for record in records:
             self.applier.apply_with_retries(
                 record,
@@ -381,38 +479,11 @@ class EventConsumer:
                 self.settings.consumer_retry_backoff_s,
                 stop,
             )
-
-    def _on_commit(self, offsets: Any, response: Any) -> None:
-        if isinstance(response, Exception):
-            log.info("offset commit failed (events will be redelivered and deduped): %r", response)
-
-    def _watch_topics(self) -> None:
-        """Start a recreated topic (broker came back empty) from its beginning.
-
-        The consumer's position in the old topic would otherwise skip the first records of the
-        new one; reading them again is harmless, the inbox dedupes.
-        """
-        now = time.monotonic()
-        if now < self._next_topic_check:
-            return
-        self._next_topic_check = now + self.settings.relay_broker_check_interval_s
-        assert self._consumer is not None
         try:
-            current = self._admin.topic_ids(self.topics)
-        except Exception as exc:
-            log.info("topic check failed: %r", exc)
-            return
-        changed = {
-            t for t, tid in current.items() if t in self._topic_ids and self._topic_ids[t] != tid
-        }
-        self._topic_ids.update(current)
-        if changed:
-            restart = [tp for tp in self._consumer.assignment() if tp.topic in changed]
-            log.warning(
-                "topics %s were recreated: reading them from the beginning", sorted(changed)
-            )
-            if restart:
-                self._consumer.seek_to_beginning(*restart)
+            with self.applier.session_factory() as session, session.begin():
+                self.applier.save_positions(session, positions)
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
 
     def _close(self) -> None:
         self._admin.close()
@@ -422,6 +493,7 @@ class EventConsumer:
             except Exception:
                 log.debug("consumer close failed", exc_info=True)
             self._consumer = None
+            self._connections = None
 
 
 class _Backoff:

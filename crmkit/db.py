@@ -80,6 +80,7 @@ class KitTables:
     inbox: Table
     dead_letters: Table
     relay_state: Table
+    consumer_offsets: Table
 
     @classmethod
     def define(cls, metadata: MetaData) -> KitTables:
@@ -134,7 +135,19 @@ class KitTables:
             Column("topic_id", String(64), nullable=False),
             Column("updated_at", UtcDateTime, nullable=False),
         )
-        return cls(outbox, inbox, dead_letters, relay_state)
+        # Where each consumer stands in each partition, written in the transaction of the
+        # effects; the topic id tells a recreated topic (broker back empty) from the old one.
+        consumer_offsets = Table(
+            "consumer_offsets",
+            metadata,
+            Column("consumer", String(100), primary_key=True),
+            Column("topic", String(200), primary_key=True),
+            Column("partition", Integer, primary_key=True),
+            Column("topic_id", String(64), nullable=False),
+            Column("next_offset", BigInteger, nullable=False),
+            Column("updated_at", UtcDateTime, nullable=False),
+        )
+        return cls(outbox, inbox, dead_letters, relay_state, consumer_offsets)
 
 
 class ServiceBase(DeclarativeBase):

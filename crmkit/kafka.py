@@ -16,6 +16,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.metrics.stats.total import Total
 from kafka.serializer import Serializer
 
 from crmkit.settings import KafkaSettings
@@ -57,7 +58,10 @@ def make_producer(settings: KafkaSettings, client_id: str) -> KafkaProducer:
 def make_consumer(
     settings: KafkaSettings, client_id: str, group_id: str | None, **overrides: Any
 ) -> KafkaConsumer:
-    """A consumer with manual commits and the timeouts that make group joins take seconds."""
+    """A consumer with manual commits and the timeouts that make group joins take seconds.
+
+    The services' consumers pass ``group_id=None`` and assign their partitions themselves.
+    """
     config: dict[str, Any] = {
         **_common(settings, client_id),
         "group_id": group_id,
@@ -71,6 +75,38 @@ def make_consumer(
     }
     config.update(overrides)
     return KafkaConsumer(**config)
+
+
+class ConnectionCounter:
+    """Counts the broker connections a client has opened since it was built.
+
+    A client that reconnected may be talking to a broker that restarted empty: a consumer then
+    fetches the new topic at its old position before its metadata shows the new topic id, and a
+    producer writes to topics the broker may not have created yet. A changed count tells the
+    consumer to check the topic ids before applying what the poll returned, and the relay to
+    check them before it sends. kafka-python records connections on a sensor of the client's
+    metrics; a cumulative stat is added to it (the stock ones are windowed rates).
+    """
+
+    def __init__(self, client: KafkaConsumer | KafkaProducer) -> None:
+        registry = client._metrics  # the client's metrics registry (no public accessor)
+        if registry is None:
+            raise RuntimeError("the client was built without metrics")
+        name = registry.metric_name(
+            "connection-creation-total", "crm-consumer-metrics", "Connections opened so far."
+        )
+        registry.sensor("connections-created").add(name, Total())
+        self._metric = registry.metrics[name]
+        self._seen = self.value()
+
+    def value(self) -> int:
+        return int(self._metric.value())
+
+    def changed(self) -> bool:
+        """True when a connection was opened since the last call."""
+        current = self.value()
+        changed, self._seen = current != self._seen, current
+        return changed
 
 
 class TopicAdmin:
@@ -116,12 +152,20 @@ class TopicAdmin:
 
     def topic_ids(self, topics: Iterable[str]) -> dict[str, str]:
         """The id of each existing topic among ``topics``."""
+        return {name: topic_id for name, (topic_id, _) in self.partitions(topics).items()}
+
+    def partitions(self, topics: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """The id and partition count of each existing topic among ``topics``."""
         try:
             described = self._admin().describe_topics(sorted(set(topics)))
         except KafkaError:
             self.close()
             raise
-        return {d["name"]: str(d["topic_id"]) for d in described if d.get("error_code", 0) == 0}
+        return {
+            d["name"]: (str(d["topic_id"]), len(d["partitions"]))
+            for d in described
+            if d.get("error_code", 0) == 0
+        }
 
     def close(self) -> None:
         if self._client is not None:

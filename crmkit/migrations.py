@@ -109,3 +109,21 @@ def drop_kit_tables_v1(op: Any) -> None:
         op.drop_table(table)
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
+
+
+def create_consumer_offsets_v1(op: Any) -> None:
+    """Kit layout version 2: the consumers' positions, kept with their effects."""
+    op.create_table(
+        "consumer_offsets",
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("topic_id", sa.String(64), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "topic", "partition", name="pk_consumer_offsets"),
+    )
+
+
+def drop_consumer_offsets_v1(op: Any) -> None:
+    op.drop_table("consumer_offsets")

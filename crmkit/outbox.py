@@ -9,7 +9,6 @@ again. Consumers dedupe by event id, so a second copy is harmless.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -36,9 +35,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from crmkit import metrics
-from crmkit.db import KitTables, is_sqlite, utcnow
+from crmkit.db import KitTables, utcnow
 from crmkit.events import Envelope, EventSpec, build_envelope
-from crmkit.kafka import TopicAdmin, make_producer
+from crmkit.kafka import ConnectionCounter, TopicAdmin, make_producer
+from crmkit.leader import LeaderLock
 from crmkit.settings import KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,9 @@ class OutboxRelay:
         self._commits = _CommitWaiter(engine, self.wakeup)
         self.stats = RelayStats()
         self._producer: KafkaProducer | None = None
+        self._connections: ConnectionCounter | None = None
         self._admin = TopicAdmin(self.kafka, f"{service}-relay-admin")
-        self._leader: _LeaderLock = _LeaderLock.for_engine(engine, f"outbox-relay:{service}")
+        self._leader = LeaderLock.for_engine(engine, f"outbox-relay:{service}")
         self._next_epoch_check = 0.0
         self._next_backlog_report = 0.0
         self._next_housekeeping = 0.0
@@ -287,6 +288,7 @@ class OutboxRelay:
         if self._producer is None:
             self._admin.ensure(self.topics)
             self._producer = make_producer(self.kafka, f"{self.service}-relay")
+            self._connections = ConnectionCounter(self._producer)
             self._epoch_check_needed = True
 
     # -- publishing -------------------------------------------------------------------------
@@ -339,6 +341,9 @@ class OutboxRelay:
         database, so a relay that was down while the broker restarted notices it too.
         """
         now = time.monotonic()
+        if self._connections is not None and self._connections.changed():
+            # The producer reconnected: the broker may be a new, empty one. Check before sending.
+            self._epoch_check_needed = True
         if not self._epoch_check_needed and now < self._next_epoch_check:
             return
         self._admin.ensure(self.topics)
@@ -443,56 +448,3 @@ def prune(engine: Engine, tables: KitTables, retention: timedelta) -> tuple[int,
         )
         seen = conn.execute(delete(inbox).where(inbox.c.processed_at < cutoff))
     return int(sent.rowcount or 0), int(seen.rowcount or 0)
-
-
-class _LeaderLock:
-    """One active relay per service: a PostgreSQL advisory lock held on its own connection.
-
-    SQLite runs one process per database file in the embedded mode; there the lock is a no-op.
-    """
-
-    def __init__(self, engine: Engine, name: str) -> None:
-        self.engine = engine
-        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        self._conn: Connection | None = None
-
-    @classmethod
-    def for_engine(cls, engine: Engine, name: str) -> _LeaderLock:
-        return _NoLock(engine, name) if is_sqlite(engine.url) else cls(engine, name)
-
-    def acquire(self) -> bool:
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT 1"))
-                return True
-            except Exception:  # the connection (and with it the lock) is gone: try again
-                self.release()
-        conn = self.engine.connect()
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
-        conn.commit()
-        if got:
-            self._conn = conn
-            return True
-        conn.close()
-        return False
-
-    def release(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-                self._conn.close()
-            except Exception:
-                log.debug("releasing relay lock failed", exc_info=True)
-            self._conn = None
-
-    @property
-    def held(self) -> bool:
-        return self._conn is not None
-
-
-class _NoLock(_LeaderLock):
-    def acquire(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        return None

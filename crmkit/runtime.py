@@ -103,9 +103,7 @@ class ServiceRuntime:
         )
         self._spawn(f"{self.name}-relay", self.relay.run)
         if self.registry.subscriptions:
-            self.consumer = EventConsumer(
-                self.applier, self.settings, group_id=self.settings.kafka.group_id(self.name)
-            )
+            self.consumer = EventConsumer(self.applier, self.settings, self.engine)
             self._spawn(f"{self.name}-consumer", self.consumer.run)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:

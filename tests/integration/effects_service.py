@@ -3,7 +3,8 @@
 It consumes the customer service's events like any service and writes one ``effects`` row per
 application (no unique key: a double application leaves two rows). Run as a process with
 ``python -m tests.integration.effects_service``; ``CRASH_AFTER_BATCHES=n`` makes the process die
-abruptly right after its n-th consumer transaction committed, before the Kafka offset commit.
+abruptly inside its n-th consumer transaction, after the effects were written and before the
+commit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Column, String, Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from crmkit.consumer import EventApplier, HandlerRegistry
+from crmkit.consumer import EventApplier, HandlerRegistry, Positions
 from crmkit.db import BigIntId, KitTables, UtcDateTime, new_metadata, utcnow
 from crmkit.events import Envelope
 from crmkit.runtime import ServiceRuntime
@@ -78,16 +79,16 @@ def effect_counts(session: Session) -> dict[str, int]:
 
 
 def _crash_after(batches: int) -> None:
-    original = EventApplier.apply_batch
+    original = EventApplier.save_positions
     done = {"n": 0}
 
-    def apply_then_maybe_die(self: EventApplier, records: list) -> None:  # type: ignore[type-arg]
-        original(self, records)
+    def save_then_maybe_die(self: EventApplier, session: Session, positions: Positions) -> None:
+        original(self, session, positions)
         done["n"] += 1
         if done["n"] >= batches:
-            os._exit(9)  # die between the database commit and the offset commit
+            os._exit(9)  # die inside the batch's transaction, before it commits
 
-    EventApplier.apply_batch = apply_then_maybe_die  # type: ignore[method-assign]
+    EventApplier.save_positions = save_then_maybe_die  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
