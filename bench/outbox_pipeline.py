@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psycopg
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -120,8 +120,8 @@ class Arrivals:
 class AppliedObserver(Arrivals):
     """Marks customer ids as applied when the assignment consumer's transaction commits.
 
-    Wraps the assignment handler of ``customer.created`` so that it notes the customer id and the
-    envelope's ``occurred_at`` on the session; an ``after_commit`` listener on the runtime's
+    Wraps the assignment handler of ``customer.created`` so that it notes the customer ids and the
+    envelopes' ``occurred_at`` on the session; an ``after_commit`` listener on the runtime's
     sessions marks the noted ids and keeps their ``occurred_at`` (``occurred``).
     """
 
@@ -131,16 +131,17 @@ class AppliedObserver(Arrivals):
         self._log: list[tuple[float, float]] = []  # (occurred_at, applied at) in applied order
         self.runtime = runtime
         self.original = runtime.registry.subscriptions[CUSTOMER_CREATED.type]
-        original_handler = self.original.handler
+        original_many = self.original.many
+        assert original_many is not None, "the customer copy is kept by a many-handler"
 
-        def observed(session: Session, envelope: Envelope) -> None:
-            original_handler(session, envelope)
-            session.info.setdefault(_APPLIED_KEY, []).append(
-                (envelope.data["customer_id"], envelope.occurred_at.timestamp())
+        def observed(session: Session, envelopes: list[Envelope]) -> None:
+            original_many(session, envelopes)
+            session.info.setdefault(_APPLIED_KEY, []).extend(
+                (e.data["customer_id"], e.occurred_at.timestamp()) for e in envelopes
             )
 
         runtime.registry.subscriptions[CUSTOMER_CREATED.type] = Subscription(
-            self.original.event_type, self.original.versions, observed
+            self.original.event_type, self.original.versions, many=observed
         )
         sa_event.listen(runtime.session_factory, "after_commit", self._committed)
         sa_event.listen(runtime.session_factory, "after_rollback", self._rolled_back)
@@ -404,19 +405,19 @@ class BareConsumer:
         self.produced: dict[str, float] = {}
         self.ready = threading.Event()
         self._stop = threading.Event()
-        self._consumer: KafkaConsumer = make_consumer(
-            kafka, "bench-bare", kafka.group_id("bench-bare")
-        )
-        self._consumer.subscribe([topic])
+        # Assigned like the services' consumers (no group), with the same client settings.
+        self._consumer: KafkaConsumer = make_consumer(kafka, "bench-bare", None)
+        partitions = [TopicPartition(topic, p) for p in range(kafka.topic_partitions)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)  # the topic is new: nothing to skip
         self._thread = threading.Thread(target=self._run, name="bench-bare-consumer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                polled = self._consumer.poll(timeout_ms=1000, max_records=500)
-                if self._consumer.assignment():
-                    self.ready.set()
+                polled = self._consumer.poll(timeout_ms=500, max_records=500)
+                self.ready.set()
                 ids: list[str] = []
                 for messages in polled.values():
                     for m in messages:

@@ -40,6 +40,7 @@ from crmkit.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Envelope], None]
+ManyHandler = Callable[[Session, list[Envelope]], None]
 # (topic, partition) -> (topic id, next offset to read)
 Positions = dict[tuple[str, int], tuple[str, int]]
 
@@ -54,11 +55,16 @@ class UnsupportedEvent(Exception):
 
 @dataclass(frozen=True)
 class Subscription:
-    """A handler for one event type and the payload versions it understands."""
+    """A handler for one event type and the payload versions it understands.
+
+    ``many`` marks a handler that takes a run of consecutive events at once (in their order),
+    so a batch costs one statement instead of one per event.
+    """
 
     event_type: str
     versions: frozenset[int]
-    handler: Handler
+    handler: Handler | None = None
+    many: ManyHandler | None = None
 
 
 @dataclass
@@ -76,6 +82,23 @@ class HandlerRegistry:
         def register(fn: Handler) -> Handler:
             self.streams.add(stream)
             self.subscriptions[event_type] = Subscription(event_type, frozenset(versions), fn)
+            return fn
+
+        return register
+
+    def on_many(
+        self, stream: str, event_type: str, versions: Iterable[int] = (1,)
+    ) -> Callable[[ManyHandler], ManyHandler]:
+        """Register a handler that applies consecutive events of ``event_type`` in one call.
+
+        Consecutive events whose types share the same handler function are passed together, in
+        the order they were published. The handler runs outside any one event's correlation
+        context, so it should not record events of its own.
+        """
+
+        def register(fn: ManyHandler) -> ManyHandler:
+            self.streams.add(stream)
+            self.subscriptions[event_type] = Subscription(event_type, frozenset(versions), many=fn)
             return fn
 
         return register
@@ -133,6 +156,8 @@ class EventApplier:
             ).scalars()
         )
         applied: list[dict[str, Any]] = []
+        run: list[Envelope] = []  # consecutive events for one many-handler
+        run_handler: ManyHandler | None = None
         for envelope in wanted:
             event_id = str(envelope.id)
             if event_id in seen:
@@ -145,8 +170,17 @@ class EventApplier:
                     f"{envelope.type} version {envelope.version} is not handled "
                     f"(known: {sorted(subscription.versions)})"
                 )
-            with _event_context(envelope):
-                subscription.handler(session, envelope)
+            if run and subscription.many is not run_handler:
+                assert run_handler is not None
+                run_handler(session, run)
+                run = []
+            if subscription.many is not None:
+                run_handler = subscription.many
+                run.append(envelope)
+            else:
+                assert subscription.handler is not None
+                with _event_context(envelope):
+                    subscription.handler(session, envelope)
             applied.append(
                 {
                     "consumer": self.name,
@@ -156,6 +190,9 @@ class EventApplier:
                     "outcome": "applied",
                 }
             )
+        if run:
+            assert run_handler is not None
+            run_handler(session, run)
         if applied:
             session.execute(insert(inbox), applied)
             for event_type, count in Counter(row["event_type"] for row in applied).items():

@@ -54,21 +54,29 @@ def _upsert(table: Table, dialect: str) -> Executable:
     )
 
 
-def apply_customer_event(session: Session, table: Table, event: Envelope) -> None:
-    """Insert or update the copy from a customer event newer than what is kept."""
-    params = {name: event.data[name] for name in ("customer_id", *_COPIED)}
-    params["as_of"] = event.occurred_at
-    session.execute(_upsert(table, session.get_bind().dialect.name), params)
+def apply_customer_events(session: Session, table: Table, events: list[Envelope]) -> None:
+    """Insert or update the copies from customer events newer than what is kept.
+
+    Of several events for one customer in the run only the last counts: each replaces the
+    copied fields whole.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        params = {name: event.data[name] for name in ("customer_id", *_COPIED)}
+        params["as_of"] = event.occurred_at
+        latest.pop(params["customer_id"], None)
+        latest[params["customer_id"]] = params
+    session.execute(_upsert(table, session.get_bind().dialect.name), list(latest.values()))
 
 
 def register_customer_replica(registry: HandlerRegistry, table: Table) -> None:
     """Keep ``table`` up to date from customer.created and customer.updated (version 1)."""
 
-    def keep_copy(session: Session, event: Envelope) -> None:
-        apply_customer_event(session, table, event)
+    def keep_copies(session: Session, events: list[Envelope]) -> None:
+        apply_customer_events(session, table, events)
 
-    registry.on(CUSTOMER_STREAM, "customer.created", versions=(1,))(keep_copy)
-    registry.on(CUSTOMER_STREAM, "customer.updated", versions=(1,))(keep_copy)
+    registry.on_many(CUSTOMER_STREAM, "customer.created", versions=(1,))(keep_copies)
+    registry.on_many(CUSTOMER_STREAM, "customer.updated", versions=(1,))(keep_copies)
 
 
 def create_customer_refs_v1(op: Any) -> None:

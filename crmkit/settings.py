@@ -56,9 +56,6 @@ class KafkaSettings(BaseSettings):
         """Where a service's consumers put the events they cannot apply."""
         return f"{self.namespace}.dlq.{service}"
 
-    def group_id(self, service: str) -> str:
-        return f"{self.namespace}.{service}"
-
 
 class SuiteSettings(BaseSettings):
     """What every process of the suite reads: token verification and logging.
