@@ -520,7 +520,9 @@ class EventConsumer:
             with self.applier.session_factory() as session, session.begin():
                 self.applier.save_positions(session, positions)
         except (OperationalError, InterfaceError) as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
+            if _connection_lost(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
 
     def _close(self) -> None:
         self._admin.close()
