@@ -40,19 +40,21 @@ class _KeySerializer(Serializer):  # type: ignore[misc]
         return data.encode() if data is not None else None
 
 
-def make_producer(settings: KafkaSettings, client_id: str) -> KafkaProducer:
+def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> KafkaProducer:
     """A keyed, acks=all producer that keeps per-key order without idempotence."""
-    return KafkaProducer(
+    config: dict[str, Any] = {
         **_common(settings, client_id),
-        acks="all",
-        enable_idempotence=False,
-        max_in_flight_requests_per_connection=1,
-        retries=3,
-        linger_ms=settings.linger_ms,
-        max_block_ms=settings.max_block_ms,
-        allow_auto_create_topics=False,
-        key_serializer=_KeySerializer(),
-    )
+        "acks": "all",
+        "enable_idempotence": False,
+        "max_in_flight_requests_per_connection": 1,
+        "retries": 3,
+        "linger_ms": settings.linger_ms,
+        "max_block_ms": settings.max_block_ms,
+        "allow_auto_create_topics": False,
+        "key_serializer": _KeySerializer(),
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
 
 
 def make_consumer(

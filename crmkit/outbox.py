@@ -50,6 +50,11 @@ _PENDING_TABLE = "crm_outbox_table"
 # in another process (the production worker) wakes at once instead of at its next poll.
 OUTBOX_CHANNEL = "crm_outbox"
 _wakeups: dict[str, threading.Event] = {}
+# Producer batching of the relay (see ``OutboxRelay._batching``).
+_FLUSH_ONLY_LINGER_MS = 60_000
+_BATCH_HEADROOM = 64 * 1024
+_DEFAULT_MAX_REQUEST = 1024 * 1024
+_RECORD_OVERHEAD = 64  # a record's framing in a v2 batch, generously
 _wakeups_lock = threading.Lock()
 
 
@@ -229,6 +234,7 @@ class OutboxRelay:
         self._next_backlog_report = 0.0
         self._next_housekeeping = 0.0
         self._epoch_check_needed = True
+        self._more_waiting = False
         # When each topic was last confirmed to be the one the relay knows (its id unchanged).
         self._verified_at: dict[str, datetime] = {}
 
@@ -245,13 +251,13 @@ class OutboxRelay:
                 self._check_broker_epoch()
                 # Cleared before reading: a commit from now on wakes the wait below.
                 self._commits.clear()
-                published = self.publish_batch()
+                self.publish_batch()
                 self._report_backlog()
                 self._housekeeping()
                 backoff = 0.2
                 # A short batch emptied the backlog: wait for the next commit instead of asking
                 # the database again (a commit during the batch has already set the wake-up).
-                if published < self.settings.relay_batch_size and not stop.is_set():
+                if not self._more_waiting and not stop.is_set():
                     self._commits.wait(self.settings.relay_poll_interval_s)
             except Exception as exc:  # the loop must survive broker and database outages
                 self._on_error(exc)
@@ -287,11 +293,28 @@ class OutboxRelay:
     def _ensure_producer(self) -> None:
         if self._producer is None:
             self._admin.ensure(self.topics)
-            self._producer = make_producer(self.kafka, f"{self.service}-relay")
+            self._producer = make_producer(self.kafka, f"{self.service}-relay", **self._batching())
             self._connections = ConnectionCounter(self._producer)
             self._epoch_check_needed = True
 
     # -- publishing -------------------------------------------------------------------------
+    def _batching(self) -> dict[str, int]:
+        """Producer settings that send a relay batch as at most one producer batch per partition.
+
+        With one request in flight per connection, kafka-python keeps the batches of a partition
+        in order, but when the broker refuses one of them with an error it does not retry, it
+        still sends the next. Were a relay batch split into several producer batches per
+        partition, a refused first part would let the second part — later events of the same
+        keys — reach the topic before the re-sent first part. So records wait in the producer
+        until the relay flushes (a long linger) and a producer batch holds a whole relay batch.
+        """
+        batch_bytes = self.settings.relay_batch_max_bytes + _BATCH_HEADROOM
+        return {
+            "linger_ms": _FLUSH_ONLY_LINGER_MS,
+            "batch_size": batch_bytes,
+            "max_request_size": max(_DEFAULT_MAX_REQUEST, batch_bytes + _BATCH_HEADROOM),
+        }
+
     def publish_batch(self) -> int:
         """Send the oldest unpublished rows; mark the acknowledged prefix. Returns rows marked."""
         outbox = self.tables.outbox
@@ -302,10 +325,20 @@ class OutboxRelay:
                 .order_by(outbox.c.seq)
                 .limit(self.settings.relay_batch_size)
             ).all()
+        self._more_waiting = len(rows) == self.settings.relay_batch_size
         if not rows:
             return 0
         assert self._producer is not None
-        futures = [self._producer.send(r.topic, key=r.key, value=r.envelope.encode()) for r in rows]
+        futures: list[Any] = []
+        size = 0
+        for row in rows:
+            value = row.envelope.encode()
+            size += len(value) + len(row.key or "") + _RECORD_OVERHEAD
+            if futures and size > self.settings.relay_batch_max_bytes:
+                rows = rows[: len(futures)]  # the rest goes in the next batch, at once
+                self._more_waiting = True
+                break
+            futures.append(self._producer.send(row.topic, key=row.key, value=value))
         self._producer.flush(timeout=self.kafka.request_timeout_ms / 1000)
         acked: list[int] = []
         failure: Exception | None = None

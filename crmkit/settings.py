@@ -103,6 +103,10 @@ class ServiceSettings(SuiteSettings):
     worker_metrics_port: int = 9100
     run_migrations_on_start: bool = True
     relay_batch_size: int = 500
+    # A relay batch is also bounded by size, so that each partition's share of it travels as one
+    # producer batch: the broker takes or refuses it whole, and a refused part never lets a later
+    # event of the same key through ahead of it.
+    relay_batch_max_bytes: int = 512 * 1024
     # Fallback poll of the outbox when no commit wakes the relay (SQLite with a separate worker).
     relay_poll_interval_s: float = 0.05
     relay_broker_check_interval_s: float = 2.0

@@ -11,6 +11,7 @@ from sqlalchemy import Table, func, select
 
 from crmkit.consumer import RawRecord
 from crmkit.http import create_service_app
+from crmkit.outbox import OutboxRelay
 from tests.integration.conftest import Pair, customer_id, published_count, wait_until
 
 pytestmark = pytest.mark.integration
@@ -129,3 +130,45 @@ def test_unknown_version_is_dead_lettered_without_retries(pair: Pair) -> None:
 def _count(pair: Pair, table: Table) -> int:
     with pair.effects.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_relay_sends_a_partitions_share_of_a_batch_as_one_producer_batch(pair: Pair) -> None:
+    """A refused producer batch is not retried but the next one is sent: were one key's events
+    split over two batches, a refused first half would let the second half overtake it."""
+    pair.write_many(300, keys=1)
+    runtime = pair.customer
+    relay = OutboxRelay(
+        "customer", runtime.engine, runtime.tables, runtime.settings, runtime.published_topics
+    )
+    try:
+        relay._ensure_producer()
+        relay._check_broker_epoch()
+        assert relay.publish_batch() == 300
+        assert relay._producer is not None
+        sent = relay._producer.metrics()["producer-metrics"]
+        assert sent["records-per-request-avg"] == 300
+        assert sent["batch-size-max"] == sent["batch-size-avg"]
+    finally:
+        relay.close()
+
+
+def test_relay_bounds_a_batch_by_size_and_sends_the_rest_at_once(pair: Pair) -> None:
+    pair.write_many(100, keys=4)
+    runtime = pair.customer
+    with runtime.engine.connect() as conn:
+        sizes = conn.execute(select(func.length(runtime.tables.outbox.c.envelope))).scalars().all()
+    runtime.settings.relay_batch_max_bytes = sum(sizes) // 3
+    relay = OutboxRelay(
+        "customer", runtime.engine, runtime.tables, runtime.settings, runtime.published_topics
+    )
+    try:
+        relay._ensure_producer()
+        relay._check_broker_epoch()
+        first = relay.publish_batch()
+        assert 0 < first < 50
+        assert relay._more_waiting, "a batch cut by size must not wait for the next commit"
+        while relay._more_waiting:
+            relay.publish_batch()
+        assert published_count(runtime) == 100
+    finally:
+        relay.close()
