@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from crmkit.events import CONTRACTS_DIR, all_schemas
@@ -37,7 +38,9 @@ in the consumer's database for listing and replay (`/api/v1/admin/<service>/dead
 
 def _type_of(prop: dict[str, Any]) -> str:
     if "enum" in prop:
-        return " \\| ".join(f"`{v}`" for v in prop["enum"])
+        return " \\| ".join(
+            f"`{v}`" if isinstance(v, str) else f"`{json.dumps(v)}`" for v in prop["enum"]
+        )
     kind = prop.get("type", "any")
     if isinstance(kind, list):
         kind = " or ".join(kind)

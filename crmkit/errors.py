@@ -70,6 +70,10 @@ class ValidationFailed(DomainError):
     status, slug, title = 422, "validation", "The request is not valid"
 
 
+class PreconditionRequired(DomainError):
+    status, slug, title = 428, "precondition-required", "Precondition required"
+
+
 class PolicyViolation(DomainError):
     status, slug, title = 422, "policy-violation", "The request breaks a bank policy"
 

@@ -12,7 +12,7 @@ API_PREFIX = "/api/v1"
 SERVICES: tuple[str, ...] = ("customer", "rating", "assignment", "visits", "notify")
 
 RESOURCES: dict[str, tuple[str, ...]] = {
-    "customer": ("customers",),
+    "customer": ("customers", "reports/segmentation", "reports/register"),
     "rating": ("ratings", "credit-limits", "approvals", "risk"),
     "assignment": ("org-units", "staff", "ownerships", "teams", "leads", "handovers"),
     "visits": ("visits", "plans", "agenda", "complaints", "surveys", "enquiries"),

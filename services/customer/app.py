@@ -6,12 +6,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from crmkit.crypto import FieldCipher
 from crmkit.http import create_service_app
 from crmkit.runtime import ServiceRuntime
+from crmkit.settings import VAR_DIR
 from services.customer.api import routers
 from services.customer.handlers import registry
 from services.customer.models import Base, kit
+from services.customer.service import CustomerContext
 from services.customer.settings import CustomerSettings
+from services.customer.tiers import load_tier_policies
 
 
 def build_runtime(settings: CustomerSettings | None = None) -> ServiceRuntime:
@@ -25,10 +29,30 @@ def build_runtime(settings: CustomerSettings | None = None) -> ServiceRuntime:
     )
 
 
+def build_cipher(settings: CustomerSettings) -> FieldCipher:
+    """The personal-data cipher: keys from settings, or development keys under ``var/keys``."""
+    if settings.field_encryption_keys:
+        return FieldCipher.from_config(
+            settings.field_encryption_keys, settings.field_active_key_id, settings.field_index_key
+        )
+    return FieldCipher.for_development(VAR_DIR / "keys")
+
+
+def build_context(runtime: ServiceRuntime) -> CustomerContext:
+    settings = runtime.settings
+    assert isinstance(settings, CustomerSettings)
+    return CustomerContext(
+        recorder=runtime.recorder, cipher=build_cipher(settings), policies=load_tier_policies()
+    )
+
+
 def create_app(settings: CustomerSettings | None = None) -> FastAPI:
-    return create_service_app(
-        build_runtime(settings),
+    runtime = build_runtime(settings)
+    app = create_service_app(
+        runtime,
         routers,
         title="Customer service",
-        description="Customer master data 客户信息: identities, profiles, tiers.",
+        description="Customer master data 客户信息: identities, profiles, snapshots, tiers.",
     )
+    app.state.customer_context = build_context(runtime)
+    return app

@@ -12,6 +12,7 @@ import pytest
 
 from crmkit import devauth
 from crmkit.errors import PROBLEM_JSON
+from tests.customer.conftest import resident_id
 from tests.gateway.conftest import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -21,6 +22,7 @@ NEW_CUSTOMER = {
     "name": "Zhang San",
     "org_unit": "/HQ/U01/B01",
     "business_line": "agricultural",
+    "id_number": resident_id("19720815", 312),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from crmkit.broker import free_port
 from crmkit.devstack import SERVICES
+from tests.customer.conftest import resident_id
 
 pytestmark = [pytest.mark.smoke, pytest.mark.xdist_group("smoke")]
 REPO = Path(__file__).resolve().parents[2]
@@ -92,6 +93,7 @@ def test_events_flow_from_customer_to_every_consumer(stack: dict[str, int]) -> N
             "name": "Wang Dahai",
             "org_unit": "/HQ/U01/B01",
             "business_line": "agricultural",
+            "id_number": resident_id("19680402", 135),
         },
     )
     assert created.status_code == 201, created.text
