@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from crmkit.auth import CurrentCaller
 from crmkit.http import SessionDep
 from crmkit.schemas import Page
-from services.customer import financials, service
+from services.customer import domain, financials, privacy, repo, service, views
+from services.customer.context import CustomerContext
+from services.customer.repo import CustomerFilter
 from services.customer.schemas import (
     ChangeOut,
     CursorPage,
@@ -30,7 +32,6 @@ from services.customer.schemas import (
     SnapshotResult,
     Status,
 )
-from services.customer.service import CustomerContext, CustomerFilter
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
@@ -63,9 +64,9 @@ def create_customer(
     response: Response,
 ) -> CustomerOut:
     customer = service.create_customer(session, ctx, body, caller)
-    response.headers["Location"] = f"{service.CUSTOMERS_PATH}/{customer.id}"
+    response.headers["Location"] = f"{domain.CUSTOMERS_PATH}/{customer.id}"
     _with_etag(response, customer.version)
-    return service.to_out(session, customer)
+    return views.to_out(session, customer)
 
 
 @router.get(
@@ -105,9 +106,9 @@ def list_customers(
         lost_contact=lost_contact,
         q=q,
     )
-    rows, next_cursor = service.list_customers(session, caller, flt, limit, cursor)
+    rows, next_cursor = repo.list_customers(session, caller, flt, limit, cursor)
     return CursorPage[CustomerSummary](
-        items=service.summaries(session, rows), limit=limit, next_cursor=next_cursor
+        items=views.summaries(session, rows), limit=limit, next_cursor=next_cursor
     )
 
 
@@ -124,9 +125,9 @@ def lost_contact(
     limit: Limit = 50,
 ) -> CursorPage[CustomerSummary]:
     flt = CustomerFilter(org_unit=org_unit, lost_contact=True)
-    rows, next_cursor = service.list_customers(session, caller, flt, limit, cursor)
+    rows, next_cursor = repo.list_customers(session, caller, flt, limit, cursor)
     return CursorPage[CustomerSummary](
-        items=service.summaries(session, rows), limit=limit, next_cursor=next_cursor
+        items=views.summaries(session, rows), limit=limit, next_cursor=next_cursor
     )
 
 
@@ -138,17 +139,17 @@ def lost_contact(
 def look_up(
     body: LookupIn, caller: CurrentCaller, session: SessionDep, ctx: ContextDep
 ) -> CustomerOut:
-    customer = service.look_up(session, ctx, caller, body.id_number, body.credit_code)
-    return service.to_out(session, customer)
+    customer = privacy.look_up(session, ctx, caller, body.id_number, body.credit_code)
+    return views.to_out(session, customer)
 
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Read one customer")
 def get_customer(
     customer_id: str, caller: CurrentCaller, session: SessionDep, response: Response
 ) -> CustomerOut:
-    customer = service.load_readable(session, caller, customer_id)
+    customer = repo.load_readable(session, caller, customer_id)
     _with_etag(response, customer.version)
-    return service.to_out(session, customer)
+    return views.to_out(session, customer)
 
 
 @router.patch(
@@ -172,7 +173,7 @@ def update_customer(
 ) -> CustomerOut:
     customer = service.update_customer(session, ctx, customer_id, body, caller, if_match)
     _with_etag(response, customer.version)
-    return service.to_out(session, customer)
+    return views.to_out(session, customer)
 
 
 @router.get(
@@ -181,7 +182,7 @@ def update_customer(
     summary="Who changed what and when",
 )
 def list_changes(customer_id: str, caller: CurrentCaller, session: SessionDep) -> list[ChangeOut]:
-    return [ChangeOut.model_validate(c) for c in service.list_changes(session, caller, customer_id)]
+    return [ChangeOut.model_validate(c) for c in repo.list_changes(session, caller, customer_id)]
 
 
 @router.post(
@@ -192,7 +193,7 @@ def list_changes(customer_id: str, caller: CurrentCaller, session: SessionDep) -
 def reveal(
     customer_id: str, body: RevealIn, caller: CurrentCaller, session: SessionDep, ctx: ContextDep
 ) -> RevealOut:
-    values, audit_id = service.reveal(
+    values, audit_id = privacy.reveal(
         session, ctx, customer_id, [f.value for f in body.fields], body.reason, caller
     )
     return RevealOut(customer_id=customer_id, values=values, audit_id=audit_id)
@@ -209,7 +210,7 @@ def put_financials(
     outcome = financials.record_snapshot(session, ctx, customer_id, body, caller)
     return SnapshotResult(
         snapshot=SnapshotOut.model_validate(outcome.snapshot),
-        tiers=service.tiers_out(outcome.customer),
+        tiers=views.tiers_out(outcome.customer),
         tier_changes=[
             {"dimension": c.dimension, "old": c.old, "new": c.new, "reason": c.reason}
             for c in outcome.tier_changes
@@ -247,7 +248,7 @@ def get_financials(
 def get_relationships(
     customer_id: str, caller: CurrentCaller, session: SessionDep
 ) -> list[RelationshipOut]:
-    return service.list_relationships(session, customer_id, caller)
+    return repo.list_relationships(session, customer_id, caller)
 
 
 @router.post(
@@ -260,7 +261,7 @@ def add_relationship(
     customer_id: str, body: RelationshipIn, caller: CurrentCaller, session: SessionDep
 ) -> list[RelationshipOut]:
     service.add_relationship(session, customer_id, body, caller)
-    return service.list_relationships(session, customer_id, caller)
+    return repo.list_relationships(session, customer_id, caller)
 
 
 routers = [router]

@@ -11,9 +11,9 @@ from crmkit.http import create_service_app
 from crmkit.runtime import ServiceRuntime
 from crmkit.settings import VAR_DIR
 from services.customer.api import routers
+from services.customer.context import CustomerContext
 from services.customer.handlers import registry
 from services.customer.models import Base, kit
-from services.customer.service import CustomerContext
 from services.customer.settings import CustomerSettings
 from services.customer.tiers import load_tier_policies
 

@@ -18,10 +18,12 @@ from crmkit.auth import Caller
 from crmkit.db import utcnow
 from crmkit.errors import Forbidden, NotFound
 from services.customer import access, events
+from services.customer.context import CustomerContext
 from services.customer.identity import age_on
 from services.customer.models import Customer, FinancialSnapshot
+from services.customer.repo import load_readable
 from services.customer.schemas import SnapshotIn
-from services.customer.service import CustomerContext, load_readable, log_change
+from services.customer.service import log_change
 from services.customer.tiers import TierAssessment, TierChange, TierInputs, assess_tiers
 
 _FIGURES = (
