@@ -11,6 +11,7 @@ from crmkit.http import create_service_app
 from crmkit.runtime import ServiceRuntime
 from crmkit.settings import VAR_DIR
 from services.customer.api import routers
+from services.customer.api_governance import router as governance_router
 from services.customer.context import CustomerContext
 from services.customer.handlers import registry
 from services.customer.models import Base, kit
@@ -50,7 +51,8 @@ def create_app(settings: CustomerSettings | None = None) -> FastAPI:
     runtime = build_runtime(settings)
     app = create_service_app(
         runtime,
-        routers,
+        # Fixed paths (/duplicates …) before the /{customer_id} routes that would match them.
+        [governance_router, *routers],
         title="Customer service",
         description="Customer master data 客户信息: identities, profiles, snapshots, tiers.",
     )

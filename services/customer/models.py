@@ -50,6 +50,8 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Lower-cased, spaces and punctuation removed: duplicate search and name filters.
     name_key: Mapped[str] = mapped_column(String(200), index=True)
+    # The identifying part of the name (legal forms removed): probable duplicates share it.
+    name_stem: Mapped[str] = mapped_column(String(200), index=True)
     business_line: Mapped[str] = mapped_column(String(30))
     org_unit: Mapped[str] = mapped_column(String(200), index=True)
     market_segment: Mapped[str | None] = mapped_column(String(80))

@@ -135,6 +135,7 @@ def erase_personal_fields(customer: Customer) -> None:
     """Remove what identifies the person; classification and figures stay, anonymous."""
     customer.name = "(erased)"
     customer.name_key = ""
+    customer.name_stem = ""
     customer.identity_index = None
     customer.id_number_enc = customer.id_number_masked = None
     customer.credit_code = None
@@ -142,6 +143,7 @@ def erase_personal_fields(customer: Customer) -> None:
     customer.birth_date = None
     customer.sex = None
     customer.phone_enc = customer.phone_masked = customer.phone_index = None
+    customer.lost_contact = True
     customer.addresses = []
     customer.profile = {}
     customer.archive_number = None

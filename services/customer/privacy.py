@@ -4,28 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
 from crmkit.db import utcnow
 from crmkit.errors import (
+    Conflict,
     Forbidden,
     NotFound,
     PolicyViolation,
     ValidationFailed,
 )
-from services.customer import access
+from services.customer import access, events
 from services.customer.context import CustomerContext
 from services.customer.domain import business_today
 from services.customer.models import (
+    Change,
+    Collateral,
     Contact,
     Customer,
+    Guarantor,
     Reveal,
 )
 from services.customer.personal import (
     PEOPLE,
     FieldErrors,
+    erase_personal_fields,
     identity_index,
     parse_credit_code,
     parse_resident_id,
@@ -34,6 +39,7 @@ from services.customer.personal import (
     reveal_phone,
 )
 from services.customer.repo import load_readable
+from services.customer.service import commit_versioned, log_change
 
 
 # -- personal data ------------------------------------------------------------------------------
@@ -136,3 +142,57 @@ def ensure_policy_allows_erasure(customer: Customer) -> None:
             "a customer with an open relationship keeps its records (retention duty); "
             "close the relationship first"
         )
+
+
+def erase(
+    session: Session,
+    ctx: CustomerContext,
+    customer_id: str,
+    reason: str,
+    request_reference: str,
+    caller: Caller,
+) -> Customer:
+    """Erase a data subject's personal data on request (PIPL art. 47).
+
+    The record stays, anonymous: its classification, figures and history keep the statistics
+    true, while name, identity, phones, addresses, profile, contacts and guarantors go, and the
+    change log loses the values it held. ``customer.erased`` tells every service to do the same
+    with its copies.
+    """
+    if not access.may_erase(caller):
+        raise Forbidden("erasing personal data needs a branch president or an administrator")
+    customer = load_readable(session, caller, customer_id)
+    if customer.erased_at is not None:
+        raise Conflict(f"customer {customer_id} was erased already")
+    ensure_policy_allows_erasure(customer)
+    erase_personal_fields(customer)
+    now = utcnow()
+    customer.erased_at = now
+    customer.updated_at = now
+    customer.updated_by = caller.subject
+    session.execute(delete(Contact).where(Contact.customer_id == customer.id))
+    session.execute(delete(Guarantor).where(Guarantor.customer_id == customer.id))
+    session.execute(
+        update(Collateral)
+        .where(Collateral.customer_id == customer.id)
+        .values(description="(erased)")
+        .execution_options(synchronize_session=False)
+    )
+    for change in session.scalars(select(Change).where(Change.customer_id == customer.id)):
+        change.changes = {name: "(erased)" for name in change.changes}
+    log_change(
+        session,
+        customer,
+        "erased",
+        caller.subject,
+        {"reason": reason, "request_reference": request_reference},
+    )
+    ctx.recorder.record(
+        session,
+        events.CUSTOMER_ERASED,
+        {"customer_id": customer.id, "erased_at": now.isoformat()},
+        key=customer.id,
+        actor=caller.subject,
+    )
+    commit_versioned(session, customer.id)
+    return customer

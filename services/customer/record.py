@@ -15,7 +15,7 @@ from crmkit.errors import (
 )
 from services.customer import segments
 from services.customer.context import CustomerContext
-from services.customer.domain import CUSTOMERS_PATH, business_today, name_key
+from services.customer.domain import CUSTOMERS_PATH, business_today, set_name
 from services.customer.models import (
     Collateral,
     Contact,
@@ -89,7 +89,7 @@ def apply_fields(
         if name in given and (getattr(cmd, name) is not None or name not in {"name", "org_unit"}):
             set_plain(name, getattr(cmd, name))
     if "name" in changed:
-        customer.name_key = name_key(customer.name)
+        set_name(customer, customer.name)
     for name in ("business_line", "ownership_type", "importance", "lawful_basis"):
         if name in given:
             value = getattr(cmd, name)

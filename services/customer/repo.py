@@ -74,6 +74,7 @@ class CustomerFilter:
     potential_vip: str | None = None
     q: str | None = None
     include_merged: bool = False
+    include_erased: bool = False
 
 
 def list_customers(
@@ -83,6 +84,8 @@ def list_customers(
     query = select(Customer).where(access.readable(caller))
     if not flt.include_merged:
         query = query.where(Customer.merged_into.is_(None))
+    if not flt.include_erased:
+        query = query.where(Customer.erased_at.is_(None))
     for name in (
         "kind",
         "segment",

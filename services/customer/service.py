@@ -25,7 +25,13 @@ from crmkit.errors import (
 )
 from services.customer import access, events
 from services.customer.context import CustomerContext
-from services.customer.domain import EVENT_FIELDS, PERSONAL_FIELDS, TRANSITIONS, name_key
+from services.customer.domain import (
+    EVENT_FIELDS,
+    PERSONAL_FIELDS,
+    TRANSITIONS,
+    name_key,
+    name_stem,
+)
 from services.customer.models import (
     Change,
     Customer,
@@ -88,6 +94,7 @@ def new_customer(ctx: CustomerContext, cmd: CustomerCreate, actor: str) -> Custo
         status="target" if cmd.segment.value == "target" else "active",
         name=cmd.name,
         name_key=name_key(cmd.name),
+        name_stem=name_stem(cmd.name),
         business_line=cmd.business_line.value,
         org_unit=cmd.org_unit,
         lost_contact=True,
@@ -117,26 +124,28 @@ def update_customer(
     moving_to = patch.org_unit if "org_unit" in patch.model_fields_set else None
     if moving_to is not None and not access.may_create_in(caller, moving_to):
         raise Forbidden(f"you may not move customers to {moving_to}")
-    errors = FieldErrors()
-    old_status = customer.status
-    status_change = _status_change(customer, patch, errors)
-    changed = apply_fields(session, ctx, customer, patch, errors, creating=False)
-    if errors:
-        session.rollback()
-        raise ValidationFailed("The change is not valid.", errors=errors.items)
-    if "id_number" in changed or "credit_code" in changed:
-        ensure_identity_free(session, customer)
-    changed += replace_children(session, ctx, customer, patch)
-    if status_change is not None:
-        customer.status = status_change
-        if status_change == "active" and customer.segment == "target":
-            customer.segment = "stock"
-            changed.append("segment")
-        changed.append("status")
-    if not changed:
-        return customer
-    customer.updated_at = utcnow()
-    customer.updated_by = caller.subject
+    # Checks read the database; the record must not be flushed half-changed (one version step).
+    with session.no_autoflush:
+        errors = FieldErrors()
+        old_status = customer.status
+        status_change = _status_change(customer, patch, errors)
+        changed = apply_fields(session, ctx, customer, patch, errors, creating=False)
+        if errors:
+            session.rollback()
+            raise ValidationFailed("The change is not valid.", errors=errors.items)
+        if "id_number" in changed or "credit_code" in changed:
+            ensure_identity_free(session, customer)
+        changed += replace_children(session, ctx, customer, patch)
+        if status_change is not None:
+            customer.status = status_change
+            if status_change == "active" and customer.segment == "target":
+                customer.segment = "stock"
+                changed.append("segment")
+            changed.append("status")
+        if not changed:
+            return customer
+        customer.updated_at = utcnow()
+        customer.updated_by = caller.subject
     flush_unique(session, customer)
     log_change(session, customer, "updated", caller.subject, _describe(customer, changed))
     ctx.recorder.record(

@@ -90,3 +90,21 @@ def test_reveal_is_audited_and_role_bound(api: Api) -> None:
     assert shown.status_code == 200
     assert shown.json()["values"] == {"id_number": number, "phone": "13812345678"}
     assert shown.json()["audit_id"] >= 1
+
+
+def test_one_update_is_one_version_step(api: Api) -> None:
+    manager = api.as_("manager.li")
+    created = manager.post("/api/v1/customers", json=person()).json()
+    resp = manager.patch(
+        f"/api/v1/customers/{created['id']}",
+        json={
+            "id_number": resident_id("19850101", 222),
+            "status": "dormant",
+            "phone": "13700000000",
+            "contacts": [{"role": "other", "name": "Zhang Hua"}],
+            "version": 1,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["version"] == 2
+    assert resp.json()["id_number"].endswith(resident_id("19850101", 222)[-4:])

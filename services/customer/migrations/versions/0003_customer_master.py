@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from crmkit.db import BigIntId, UtcDateTime
+from services.customer.domain import name_key, name_stem
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -23,6 +24,7 @@ Money = sa.Numeric(18, 2)
 # Columns added to the customers of the first version; rows that exist get the defaults.
 _NEW_CUSTOMER_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("name_key", sa.String(200), nullable=False, server_default=""),
+    sa.Column("name_stem", sa.String(200), nullable=False, server_default=""),
     sa.Column("market_segment", sa.String(80), nullable=True),
     sa.Column("ownership_type", sa.String(20), nullable=True),
     sa.Column("identity_index", sa.String(64), nullable=True),
@@ -63,6 +65,7 @@ _NEW_CUSTOMER_COLUMNS: list[sa.Column[Any]] = [
 ]
 _CUSTOMER_INDEXES = [
     ("ix_customers_name_key", ["name_key"], False),
+    ("ix_customers_name_stem", ["name_stem"], False),
     ("uq_customers_identity_index", ["identity_index"], True),
     ("ix_customers_operator_id_index", ["operator_id_index"], False),
     ("ix_customers_phone_index", ["phone_index"], False),
@@ -80,7 +83,15 @@ def upgrade() -> None:
         op.add_column("customers", column)
     for name, columns, unique in _CUSTOMER_INDEXES:
         op.create_index(name, "customers", columns, unique=unique)
-    op.execute("UPDATE customers SET updated_by = created_by, name_key = lower(name)")
+    # Records of the first version get their keys from their names (the same rules as new ones).
+    op.execute("UPDATE customers SET updated_by = created_by")
+    conn = op.get_bind()
+    rows = conn.execute(sa.text("SELECT id, name FROM customers")).all()
+    for customer_id, name in rows:
+        conn.execute(
+            sa.text("UPDATE customers SET name_key = :key, name_stem = :stem WHERE id = :id"),
+            {"key": name_key(name), "stem": name_stem(name), "id": customer_id},
+        )
     op.create_table(
         "customer_contacts",
         sa.Column("id", BigIntId, autoincrement=True, nullable=False),
