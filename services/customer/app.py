@@ -16,7 +16,7 @@ from services.customer.context import CustomerContext
 from services.customer.handlers import registry
 from services.customer.models import Base, kit
 from services.customer.settings import CustomerSettings
-from services.customer.tiers import load_tier_policies
+from services.customer.tier_policy import load_tier_policies
 
 
 def build_runtime(settings: CustomerSettings | None = None) -> ServiceRuntime:

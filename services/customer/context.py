@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from crmkit.crypto import FieldCipher
 from crmkit.outbox import EventRecorder
-from services.customer.tiers import TierPolicyBook
+from services.customer.tier_policy import TierPolicyBook
 
 
 @dataclass(frozen=True)

@@ -8,422 +8,22 @@ by the models below when it is loaded. The rules are pure functions of a :class:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
-from enum import StrEnum
-from itertools import pairwise
-from pathlib import Path
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from services.customer.schemas import CardLevel, CustomerKind, ProductCategory
-
-POLICY_DIRECTORY = Path(__file__).parent / "policy" / "tiers"
-ZERO = Decimal("0")
-
-
-class ValueTier(StrEnum):
-    """Value tier 客户价值分层: high 高端, middle 中端, general 一般."""
-
-    high = "high"
-    middle = "middle"
-    general = "general"
-
-
-class VipLevel(StrEnum):
-    """VIP membership 贵宾会员 from lowest to highest: gold 黄金, platinum 白金, diamond 钻石."""
-
-    gold = "gold"
-    platinum = "platinum"
-    diamond = "diamond"
-
-
-class ProductUseType(StrEnum):
-    """Product-use type: deposit 存款客户, loan 贷款客户, fee business 中间业务客户."""
-
-    deposit = "deposit"
-    loan = "loan"
-    fee_business = "fee_business"
-
-
-class Dimension(StrEnum):
-    """The dimensions of an assessment whose changes are reported as ``customer.tier_changed``."""
-
-    value_tier = "value_tier"
-    wealth_layer = "wealth_layer"
-    vip_level = "vip_level"
-    potential_vip = "potential_vip"
-    product_use_types = "product_use_types"
-    invalid = "invalid"
-
-
-class TierPolicyError(ValueError):
-    """A tier policy file is unreadable, or breaks the rules every tier policy must keep."""
-
-
-class NoPolicyInForce(LookupError):
-    """No version of the tier policy is in force on the day asked for."""
-
-
-def _amount_from_text(value: object) -> object:
-    # A JSON number becomes a binary float before anyone sees it; thresholds must stay exact.
-    if isinstance(value, int | float):
-        raise ValueError(f'write amounts as strings (for example "100000"), not the number {value}')
-    return value
-
-
-Amount = Annotated[Decimal, BeforeValidator(_amount_from_text), Field(ge=0, allow_inf_nan=False)]
-Ratio = Annotated[Decimal, BeforeValidator(_amount_from_text), Field(gt=0, lt=1)]
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
-
-
-class _PolicyModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ValueTierThresholds(_PolicyModel):
-    """Either measure at or above its threshold (the seed's 以上) reaches the tier."""
-
-    deposits_at_least: Amount
-    loans_at_least: Amount
-
-
-class ValueTierBands(_PolicyModel):
-    """The thresholds of the high and middle tiers; everything below middle is general."""
-
-    high: ValueTierThresholds
-    middle: ValueTierThresholds
-
-    @model_validator(mode="after")
-    def _middle_below_high(self) -> ValueTierBands:
-        for measure in ("deposits", "loans"):
-            middle = getattr(self.middle, f"{measure}_at_least")
-            high = getattr(self.high, f"{measure}_at_least")
-            if middle >= high:
-                raise ValueError(
-                    f"middle {measure} threshold {_money(middle)} must be below "
-                    f"the high {measure} threshold {_money(high)}"
-                )
-        return self
-
-
-class ValueTierPolicy(_PolicyModel):
-    """Value-tier thresholds, one set for every kind unless the bank sets a kind's own."""
-
-    source: str
-    note: str = ""
-    default: ValueTierBands
-    by_kind: dict[CustomerKind, ValueTierBands] = Field(default_factory=dict)
-
-    def bands_for(self, kind: str) -> ValueTierBands:
-        """The thresholds that apply to customers of ``kind``."""
-        return self.by_kind.get(CustomerKind(kind), self.default)
-
-
-class AumBand(_PolicyModel):
-    """A band of financial assets: one lower bound, ``above`` (大于, strict) or ``at_least``
-    (以上, inclusive), and at most one upper bound, ``below`` (strict) or ``at_most``."""
-
-    above: Amount | None = None
-    at_least: Amount | None = None
-    below: Amount | None = None
-    at_most: Amount | None = None
-
-    @model_validator(mode="after")
-    def _one_bound_each_side(self) -> AumBand:
-        if (self.above is None) == (self.at_least is None):
-            raise ValueError("an AUM band needs exactly one lower bound: above or at_least")
-        if self.below is not None and self.at_most is not None:
-            raise ValueError("an AUM band takes at most one upper bound: below or at_most")
-        upper = self.upper
-        if upper is not None and (
-            upper < self.lower
-            or (upper == self.lower and not (self.lower_inclusive and self.upper_inclusive))
-        ):
-            raise ValueError(f"the AUM band {self.describe()} is empty")
-        return self
-
-    @property
-    def lower(self) -> Decimal:
-        """The lower bound, strict or inclusive."""
-        return self.at_least if self.at_least is not None else self.above or ZERO
-
-    @property
-    def lower_inclusive(self) -> bool:
-        """Whether an amount equal to the lower bound is in the band."""
-        return self.at_least is not None
-
-    @property
-    def upper(self) -> Decimal | None:
-        """The upper bound, or None when the band is open above."""
-        return self.at_most if self.at_most is not None else self.below
-
-    @property
-    def upper_inclusive(self) -> bool:
-        """Whether an amount equal to the upper bound is in the band."""
-        return self.at_most is not None
-
-    def contains(self, amount: Decimal) -> bool:
-        """Whether ``amount`` lies in the band."""
-        lower_ok = amount >= self.lower if self.lower_inclusive else amount > self.lower
-        upper = self.upper
-        if upper is None:
-            return lower_ok
-        return lower_ok and (amount <= upper if self.upper_inclusive else amount < upper)
-
-    def describe(self) -> str:
-        """The band as an inequality, for reasons: ``50,000.00 <= AUM < 100,000.00``."""
-        lower_sign = "<=" if self.lower_inclusive else "<"
-        upper = self.upper
-        if upper is None:
-            return f"AUM {'>=' if self.lower_inclusive else '>'} {_money(self.lower)}"
-        upper_sign = "<=" if self.upper_inclusive else "<"
-        return f"{_money(self.lower)} {lower_sign} AUM {upper_sign} {_money(upper)}"
-
-
-class Maintainer(_PolicyModel):
-    """A role that maintains the customers of a wealth layer."""
-
-    role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
-    title_zh: str
-
-
-class WealthLayer(_PolicyModel):
-    """One personal wealth layer 分层: its AUM band, age limit, admission standard, maintainers."""
-
-    layer: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    name: str
-    aum: AumBand
-    age_below: int | None = Field(default=None, gt=0)
-    admission_standard: str | None = None
-    maintenance_mode: Literal["team", "individual", "adopt"]
-    maintainers: tuple[Maintainer, ...] = Field(min_length=1)
-    source: str
-
-    def maintained_by(self) -> str:
-        """The maintainers' titles, for reasons: ``outlet head 网点主任 and lobby manager ...``."""
-        return " and ".join(f"{m.title} {m.title_zh}" for m in self.maintainers)
-
-
-class MaintenanceScope(_PolicyModel):
-    """Who is in the layered-maintenance scope 分层维护对象: any one criterion is enough."""
-
-    source: str
-    aum_at_least: Amount
-    card_annual_spend_at_least: Amount
-    personal_loans_at_least: Amount
-    custody_margin_at_least: Amount
-    card_levels: frozenset[CardLevel]
-
-
-class GapRule(_PolicyModel):
-    """Where the policy puts customers the seed's layers leave out, and why."""
-
-    layer: str
-    reason: str
-
-
-class GapRules(_PolicyModel):
-    """The two gaps of the seed's layers, each closed by an explicit rule."""
-
-    over_age_limit: GapRule
-    in_scope_below_aum_floor: GapRule
-
-
-class WealthLayerPolicy(_PolicyModel):
-    """Personal wealth layers; their AUM bands must cover the scope's AUM floor and up."""
-
-    source: str
-    applies_to_kinds: frozenset[CustomerKind]
-    scope: MaintenanceScope
-    layers: tuple[WealthLayer, ...] = Field(min_length=1)
-    gap_rules: GapRules
-
-    @model_validator(mode="after")
-    def _nobody_in_scope_left_out(self) -> WealthLayerPolicy:
-        ids = [layer.layer for layer in self.layers]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"wealth layer ids must be unique: {ids}")
-        for name, rule in (
-            ("over_age_limit", self.gap_rules.over_age_limit),
-            ("in_scope_below_aum_floor", self.gap_rules.in_scope_below_aum_floor),
-        ):
-            if rule.layer not in ids:
-                raise ValueError(f"gap rule {name} names an unknown layer {rule.layer!r}")
-        self._check_bands_tile_from_floor()
-        return self
-
-    def _check_bands_tile_from_floor(self) -> None:
-        # Adjacent bands must meet at one amount that exactly one of them includes: no customer
-        # at or above the scope's AUM floor may fall between two layers or into two at once.
-        bands = sorted(
-            (layer.aum for layer in self.layers),
-            key=lambda band: (band.lower, not band.lower_inclusive),
-        )
-        floor = self.scope.aum_at_least
-        if not (bands[0].lower == floor and bands[0].lower_inclusive):
-            raise ValueError(
-                f"the lowest wealth layer must start at the scope's AUM floor {_money(floor)} "
-                f"inclusive, not at {bands[0].describe()}"
-            )
-        for lower, upper in pairwise(bands):
-            if not (lower.upper == upper.lower and lower.upper_inclusive != upper.lower_inclusive):
-                raise ValueError(
-                    f"wealth layers {lower.describe()} and {upper.describe()} must meet "
-                    "without a gap or an overlap"
-                )
-        if bands[-1].upper is not None:
-            raise ValueError(f"the highest wealth layer must be open above: {bands[-1].describe()}")
-
-    def layer(self, layer_id: str) -> WealthLayer:
-        """The layer with id ``layer_id``; KeyError when the policy has none."""
-        for layer in self.layers:
-            if layer.layer == layer_id:
-                return layer
-        raise KeyError(f"no wealth layer {layer_id!r} in this policy")
-
-
-class VipLevelRule(_PolicyModel):
-    """The AUM at or above which a customer reaches a VIP level."""
-
-    level: VipLevel
-    name_zh: str
-    aum_at_least: Amount
-
-
-class LoanPriceDiscount(_PolicyModel):
-    """The members' loan-price discount below the general rate of the same product."""
-
-    discount_per_mille: Amount
-    rate_basis: Literal["monthly", "annual"]
-    note: str = ""
-
-
-class VipPolicy(_PolicyModel):
-    """VIP levels from lowest to highest, the potential-member window and the members' terms."""
-
-    source: str
-    note: str = ""
-    applies_to_kinds: frozenset[CustomerKind]
-    levels: tuple[VipLevelRule, ...] = Field(min_length=1)
-    potential_window_ratio: Ratio
-    potential_note: str = ""
-    loan_price_discount: LoanPriceDiscount
-    exclusive_manager_excluded_roles: frozenset[str] = frozenset()
-
-    @model_validator(mode="after")
-    def _levels_ascend(self) -> VipPolicy:
-        rank = list(VipLevel)
-        for lower, higher in pairwise(self.levels):
-            if rank.index(lower.level) >= rank.index(higher.level):
-                raise ValueError(
-                    f"VIP levels must be listed from lowest to highest: {higher.level} "
-                    f"cannot follow {lower.level}"
-                )
-            if lower.aum_at_least >= higher.aum_at_least:
-                raise ValueError(
-                    f"VIP thresholds must ascend: {higher.level} {_money(higher.aum_at_least)} "
-                    f"is not above {lower.level} {_money(lower.aum_at_least)}"
-                )
-        return self
-
-
-class ProductUsePolicy(_PolicyModel):
-    """Which products make a customer a fee-business customer 中间业务客户."""
-
-    source: str
-    note: str = ""
-    fee_business_products: frozenset[ProductCategory] = Field(min_length=1)
-
-
-class InvalidCustomerPolicy(_PolicyModel):
-    """The balance below which a customer is invalid 无效客户 for statistics."""
-
-    source: str
-    note: str = ""
-    invalid_below: Amount
-    loan_customers_exempt: bool
-
-
-class TierPolicy(_PolicyModel):
-    """One version of the tier policy, in force from ``effective_from``."""
-
-    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    effective_from: date
-    currency: Literal["CNY"]
-    description: str
-    value_tier: ValueTierPolicy
-    wealth_layers: WealthLayerPolicy
-    vip: VipPolicy
-    product_use: ProductUsePolicy
-    invalid_customer: InvalidCustomerPolicy
-
-
-class TierPolicyBook:
-    """Every version of the tier policy, ordered by the day it takes effect."""
-
-    def __init__(self, policies: Iterable[TierPolicy]) -> None:
-        ordered = tuple(sorted(policies, key=lambda policy: policy.effective_from))
-        if not ordered:
-            raise TierPolicyError("a tier policy book needs at least one policy version")
-        for attribute in ("version", "effective_from"):
-            values = [str(getattr(policy, attribute)) for policy in ordered]
-            repeated = sorted({value for value in values if values.count(value) > 1})
-            if repeated:
-                raise TierPolicyError(
-                    f"tier policy versions must differ in {attribute}: {', '.join(repeated)} "
-                    "appears more than once"
-                )
-        self._policies = ordered
-
-    @property
-    def policies(self) -> tuple[TierPolicy, ...]:
-        """Every version, earliest first."""
-        return self._policies
-
-    def effective_on(self, day: date) -> TierPolicy:
-        """The latest version whose ``effective_from`` is on or before ``day``."""
-        in_force = [policy for policy in self.policies if policy.effective_from <= day]
-        if not in_force:
-            first = self.policies[0]
-            raise NoPolicyInForce(
-                f"no tier policy is in force on {day.isoformat()}: the earliest version, "
-                f"{first.version}, takes effect on {first.effective_from.isoformat()}"
-            )
-        return in_force[-1]
-
-
-def load_tier_policy(path: Path) -> TierPolicy:
-    """Read and validate one tier policy file; :class:`TierPolicyError` names the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TierPolicyError(f"tier policy {path.name} cannot be read: {exc}") from exc
-    try:
-        return TierPolicy.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise TierPolicyError(f"tier policy {path.name} is refused: {problems}") from exc
-
-
-def load_tier_policies(directory: Path | None = None) -> TierPolicyBook:
-    """Load every ``*.json`` tier policy of ``directory`` (default: the service's own)."""
-    folder = directory if directory is not None else POLICY_DIRECTORY
-    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not paths:
-        raise TierPolicyError(f"no tier policy files (*.json) in {folder}")
-    return TierPolicyBook(load_tier_policy(path) for path in paths)
+from services.customer.tier_policy import (
+    ZERO,
+    Dimension,
+    MaintenanceScope,
+    ProductUseType,
+    TierPolicy,
+    ValueTier,
+    VipLevel,
+    WealthLayer,
+    cny,
+)
 
 
 @dataclass(frozen=True)
@@ -526,18 +126,16 @@ def _value_tier(inputs: TierInputs, policy: TierPolicy) -> tuple[ValueTier, str]
     for tier, thresholds in ((ValueTier.high, bands.high), (ValueTier.middle, bands.middle)):
         met = []
         if inputs.deposits >= thresholds.deposits_at_least:
-            met.append(
-                f"deposits {_money(inputs.deposits)} >= {_money(thresholds.deposits_at_least)}"
-            )
+            met.append(f"deposits {cny(inputs.deposits)} >= {cny(thresholds.deposits_at_least)}")
         if inputs.loans >= thresholds.loans_at_least:
-            met.append(f"loans {_money(inputs.loans)} >= {_money(thresholds.loans_at_least)}")
+            met.append(f"loans {cny(inputs.loans)} >= {cny(thresholds.loans_at_least)}")
         if met:
             return tier, f"value tier {tier.value}: {'; '.join(met)}{own}"
     middle = bands.middle
     return ValueTier.general, (
-        f"value tier general: deposits {_money(inputs.deposits)} < "
-        f"{_money(middle.deposits_at_least)} and loans {_money(inputs.loans)} < "
-        f"{_money(middle.loans_at_least)}{own}"
+        f"value tier general: deposits {cny(inputs.deposits)} < "
+        f"{cny(middle.deposits_at_least)} and loans {cny(inputs.loans)} < "
+        f"{cny(middle.loans_at_least)}{own}"
     )
 
 
@@ -549,9 +147,7 @@ def _scope_criteria(inputs: TierInputs, scope: MaintenanceScope) -> list[str]:
         ("custody margin", inputs.custody_margin, scope.custody_margin_at_least),
     )
     met = [
-        f"{label} {_money(value)} >= {_money(floor)}"
-        for label, value, floor in checks
-        if value >= floor
+        f"{label} {cny(value)} >= {cny(floor)}" for label, value, floor in checks if value >= floor
     ]
     if inputs.card_level is not None and inputs.card_level in scope.card_levels:
         met.append(f"{inputs.card_level} card")
@@ -570,8 +166,8 @@ def _wealth_layer(inputs: TierInputs, policy: TierPolicy) -> tuple[WealthLayer |
     floor = rules.scope.aum_at_least
     if not criteria:
         return None, (
-            f"wealth layer none: outside the maintenance scope (AUM {_money(inputs.aum)} < "
-            f"{_money(floor)}; no spend, personal-loan, custody-margin or card criterion)"
+            f"wealth layer none: outside the maintenance scope (AUM {cny(inputs.aum)} < "
+            f"{cny(floor)}; no spend, personal-loan, custody-margin or card criterion)"
         )
     band_layer = next((layer for layer in rules.layers if layer.aum.contains(inputs.aum)), None)
     if band_layer is None:
@@ -579,7 +175,7 @@ def _wealth_layer(inputs: TierInputs, policy: TierPolicy) -> tuple[WealthLayer |
         layer = rules.layer(rules.gap_rules.in_scope_below_aum_floor.layer)
         return layer, (
             f"wealth layer {layer.layer}: in scope by {' and '.join(criteria)} with AUM "
-            f"{_money(inputs.aum)} < {_money(floor)}, kept with {layer.maintained_by()} "
+            f"{cny(inputs.aum)} < {cny(floor)}, kept with {layer.maintained_by()} "
             f"by policy {policy.version}"
         )
     limit = band_layer.age_below
@@ -589,11 +185,11 @@ def _wealth_layer(inputs: TierInputs, policy: TierPolicy) -> tuple[WealthLayer |
         age = "age not recorded" if inputs.age is None else f"aged {limit}+ (age {inputs.age})"
         return layer, (
             f"wealth layer {layer.layer}: {age} with {band_layer.aum.describe()} "
-            f"(AUM {_money(inputs.aum)}), kept with {layer.maintained_by()} "
+            f"(AUM {cny(inputs.aum)}), kept with {layer.maintained_by()} "
             f"by policy {policy.version}"
         )
     return band_layer, (
-        f"wealth layer {band_layer.layer}: {band_layer.aum.describe()} (AUM {_money(inputs.aum)}), "
+        f"wealth layer {band_layer.layer}: {band_layer.aum.describe()} (AUM {cny(inputs.aum)}), "
         f"maintained by {band_layer.maintained_by()}"
     )
 
@@ -606,12 +202,12 @@ def _vip_level(inputs: TierInputs, policy: TierPolicy) -> tuple[VipLevel | None,
     if not reached:
         first = vip.levels[0]
         return None, (
-            f"VIP level none: AUM {_money(inputs.aum)} < {_money(first.aum_at_least)} "
+            f"VIP level none: AUM {cny(inputs.aum)} < {cny(first.aum_at_least)} "
             f"({first.level.value})"
         )
     top = reached[-1]
     return top.level, (
-        f"VIP level {top.level.value}: AUM {_money(inputs.aum)} >= {_money(top.aum_at_least)}"
+        f"VIP level {top.level.value}: AUM {cny(inputs.aum)} >= {cny(top.aum_at_least)}"
     )
 
 
@@ -625,11 +221,11 @@ def _potential_vip(inputs: TierInputs, policy: TierPolicy) -> tuple[VipLevel | N
     window_start = upcoming.aum_at_least * vip.potential_window_ratio
     if inputs.aum >= window_start:
         return upcoming.level, (
-            f"potential VIP {upcoming.level.value}: {_money(window_start)} <= AUM "
-            f"{_money(inputs.aum)} < {_money(upcoming.aum_at_least)}"
+            f"potential VIP {upcoming.level.value}: {cny(window_start)} <= AUM "
+            f"{cny(inputs.aum)} < {cny(upcoming.aum_at_least)}"
         )
     return None, (
-        f"potential VIP none: AUM {_money(inputs.aum)} < {_money(window_start)}, "
+        f"potential VIP none: AUM {cny(inputs.aum)} < {cny(window_start)}, "
         f"where the {upcoming.level.value} window starts"
     )
 
@@ -639,10 +235,10 @@ def _product_use(inputs: TierInputs, policy: TierPolicy) -> tuple[frozenset[Prod
     evidence: list[str] = []
     if inputs.deposits > 0:
         types.add(ProductUseType.deposit)
-        evidence.append(f"deposits {_money(inputs.deposits)} > 0")
+        evidence.append(f"deposits {cny(inputs.deposits)} > 0")
     if inputs.loans > 0:
         types.add(ProductUseType.loan)
-        evidence.append(f"loans {_money(inputs.loans)} > 0")
+        evidence.append(f"loans {cny(inputs.loans)} > 0")
     fee_products = sorted(inputs.products & policy.product_use.fee_business_products)
     if fee_products:
         types.add(ProductUseType.fee_business)
@@ -656,17 +252,17 @@ def _product_use(inputs: TierInputs, policy: TierPolicy) -> tuple[frozenset[Prod
 def _invalid(inputs: TierInputs, policy: TierPolicy) -> tuple[bool, str]:
     rule = policy.invalid_customer
     if rule.loan_customers_exempt and inputs.loans > 0:
-        return False, f"valid for statistics: loan customer (loans {_money(inputs.loans)})"
+        return False, f"valid for statistics: loan customer (loans {cny(inputs.loans)})"
     # AUM already includes deposits; the larger of the two neither double-counts nor misses them.
     balance = max(inputs.deposits, inputs.aum)
     if balance < rule.invalid_below:
         return True, (
-            f"invalid for statistics: deposits and financial assets {_money(balance)} < "
-            f"{_money(rule.invalid_below)}"
+            f"invalid for statistics: deposits and financial assets {cny(balance)} < "
+            f"{cny(rule.invalid_below)}"
         )
     return False, (
-        f"valid for statistics: deposits and financial assets {_money(balance)} >= "
-        f"{_money(rule.invalid_below)}"
+        f"valid for statistics: deposits and financial assets {cny(balance)} >= "
+        f"{cny(rule.invalid_below)}"
     )
 
 

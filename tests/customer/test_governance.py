@@ -34,7 +34,7 @@ def test_probable_duplicates_are_grouped_by_reason(api: Api) -> None:
     d = _create(
         api,
         firm(
-            name="恒达农机（福建）有限责任公司",
+            name="恒达农机\uff08福建\uff09有限责任公司",
             credit_code=credit_code("91350100M000200Y4"),
             addresses=[{"type": "business", "text": "厦门市思明区9号"}],
         ),

@@ -10,19 +10,21 @@ from typing import Any
 
 import pytest
 
-from services.customer.tiers import (
+from services.customer.tier_policy import (
     POLICY_DIRECTORY,
     NoPolicyInForce,
-    TierInputs,
     TierPolicy,
     TierPolicyError,
+    load_tier_policies,
+)
+from services.customer.tiers import (
+    TierInputs,
     assess_tiers,
     compute_value_tier,
     compute_vip_level,
     compute_wealth_layer,
     is_invalid,
     is_potential_vip,
-    load_tier_policies,
     product_use_types,
 )
 
