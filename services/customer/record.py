@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.errors import (
     Conflict,
@@ -206,9 +207,13 @@ def ensure_identity_free(session: Session, customer: Customer) -> None:
 
 
 def flush_unique(session: Session, customer: Customer) -> None:
-    """Flush, turning a lost race on a unique identity into the same 409 as the check."""
+    """Flush, turning a lost race into a 409: on a unique identity (the same answer as the
+    check before it) or on the version (another writer changed the record since it was read)."""
     try:
         session.flush()
+    except StaleDataError as exc:
+        session.rollback()
+        raise Conflict(f"customer {customer.id} was changed concurrently; read it again") from exc
     except IntegrityError as exc:
         session.rollback()
         text = str(exc.orig).lower()

@@ -51,6 +51,10 @@ def test_settings(
     )
 
 
+# A helper, not a test, although its name starts with "test_" (modules import it).
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
 @dataclass
 class Api:
     """A test client plus tokens: ``api.as_("manager.li").get(...)``."""
