@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import outbox_pipeline
+from bench import customer_import, outbox_pipeline
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "outbox_pipeline": outbox_pipeline.run,
+    "customer_import": customer_import.run,
 }
 
 

@@ -4,7 +4,8 @@ ownership read model (never by asking the assignment service per request).
 - Head office and administrators see everything; a branch president 行长 or outlet head 网点主任
   sees the org subtree of their unit; auditors and credit approvers read their subtree.
 - A customer manager 客户经理 or wealth manager sees the customers they own or serve. A record
-  nobody has been assigned yet stays with the staff member who entered it (谁营销谁维护).
+  that has never been assigned stays with the staff member who entered it (谁营销谁维护); once
+  assigned, only ownership decides.
 - A teller 综合柜员 looks customers up by identity number for service, nothing more.
 - Personal data is masked in every response; only the roles below may reveal it, on a record they
   may read, and every reveal is audited.
@@ -12,7 +13,7 @@ ownership read model (never by asking the assignment service per request).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 
 from crmkit.auth import ROLE_ADMIN, ROLE_OPS, Caller
 from services.customer.models import Customer, Owner
@@ -42,13 +43,17 @@ def is_admin(caller: Caller) -> bool:
 
 def _in_subtree(caller: Caller) -> ColumnElement[bool]:
     scope = caller.org_unit.rstrip("/")
-    return or_(Customer.org_unit == scope, Customer.org_unit.startswith(scope + "/"))
+    return or_(
+        Customer.org_unit == scope, Customer.org_unit.startswith(scope + "/", autoescape=True)
+    )
 
 
 def _in_book(caller: Caller) -> ColumnElement[bool]:
     owned = exists().where(and_(Owner.customer_id == Customer.id, Owner.staff_id == caller.subject))
-    unassigned = not_(exists().where(Owner.customer_id == Customer.id))
-    return or_(owned, and_(unassigned, Customer.created_by == caller.subject))
+    # Until its first assignment a record stays with whoever entered it; never after, even when
+    # its owner is released (it then waits in the branch's subtree for a new one).
+    entered = and_(Customer.ever_assigned.is_(False), Customer.created_by == caller.subject)
+    return or_(owned, entered)
 
 
 def readable(caller: Caller) -> ColumnElement[bool]:

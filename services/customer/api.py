@@ -11,6 +11,8 @@ from crmkit.auth import CurrentCaller
 from crmkit.http import SessionDep
 from crmkit.schemas import Page
 from services.customer import domain, financials, privacy, repo, service, views
+from services.customer.api_imports import router as imports_router
+from services.customer.api_reports import router as reports_router
 from services.customer.context import CustomerContext
 from services.customer.repo import CustomerFilter
 from services.customer.schemas import (
@@ -264,4 +266,5 @@ def add_relationship(
     return repo.list_relationships(session, customer_id, caller)
 
 
-routers = [router]
+# Imports first: /imports would otherwise be taken for a customer id by /{customer_id}.
+routers = [imports_router, router, reports_router]

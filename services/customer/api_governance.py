@@ -72,7 +72,5 @@ def merge(
 def erase(
     customer_id: str, body: ErasureIn, caller: CurrentCaller, session: SessionDep, ctx: ContextDep
 ) -> CustomerOut:
-    customer = privacy.erase(
-        session, ctx, customer_id, body.reason, body.request_reference, caller
-    )
+    customer = privacy.erase(session, ctx, customer_id, body.reason, body.request_reference, caller)
     return views.to_out(session, customer)

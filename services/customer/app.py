@@ -12,6 +12,7 @@ from crmkit.runtime import ServiceRuntime
 from crmkit.settings import VAR_DIR
 from services.customer.api import routers
 from services.customer.api_governance import router as governance_router
+from services.customer.api_imports import install_import_runner
 from services.customer.context import CustomerContext
 from services.customer.handlers import registry
 from services.customer.models import Base, kit
@@ -57,4 +58,6 @@ def create_app(settings: CustomerSettings | None = None) -> FastAPI:
         description="Customer master data 客户信息: identities, profiles, snapshots, tiers.",
     )
     app.state.customer_context = build_context(runtime)
+    # Import jobs run in a background thread; unfinished ones resume at startup.
+    install_import_runner(app, runtime, app.state.customer_context)
     return app

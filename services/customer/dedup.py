@@ -68,7 +68,11 @@ def probable_duplicates(
     scope = [access.readable(caller), Customer.merged_into.is_(None), Customer.name_stem != ""]
     if org_unit:
         root = org_unit.rstrip("/")
-        scope.append(or_(Customer.org_unit == root, Customer.org_unit.startswith(root + "/")))
+        scope.append(
+            or_(
+                Customer.org_unit == root, Customer.org_unit.startswith(root + "/", autoescape=True)
+            )
+        )
     stems = (
         select(Customer.name_stem)
         .where(*scope)

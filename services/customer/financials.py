@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
 from crmkit.db import utcnow
-from crmkit.errors import Forbidden, NotFound
+from crmkit.errors import Forbidden, NotFound, PolicyViolation
 from services.customer import access, events
 from services.customer.context import CustomerContext
 from services.customer.identity import age_on
@@ -24,6 +24,7 @@ from services.customer.models import Customer, FinancialSnapshot
 from services.customer.repo import load_readable
 from services.customer.schemas import SnapshotIn
 from services.customer.service import log_change
+from services.customer.tier_policy import NoPolicyInForce
 from services.customer.tiers import TierAssessment, TierChange, TierInputs, assess_tiers
 
 _FIGURES = (
@@ -56,7 +57,13 @@ def record_snapshot(
     customer = session.get(Customer, customer_id)
     if customer is None or customer.merged_into is not None:
         raise NotFound(f"no customer {customer_id}")
-    outcome = apply_snapshot(session, ctx, customer, snap, caller.subject)
+    try:
+        outcome = apply_snapshot(session, ctx, customer, snap, caller.subject)
+    except NoPolicyInForce as exc:
+        session.rollback()
+        raise PolicyViolation(
+            str(exc), errors=[{"field": "business_date", "reason": "no tier policy in force"}]
+        ) from exc
     session.commit()
     return outcome
 

@@ -13,17 +13,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crmkit.db import BigIntId, KitTables, ServiceBase, UtcDateTime, new_metadata
-
-# CNY with 2 places, large enough for any balance a rural bank reports.
-Money = Numeric(18, 2)
+from crmkit.db import BigIntId, KitTables, Money, ServiceBase, UtcDateTime, new_metadata
 
 
 class Base(ServiceBase):
@@ -92,6 +88,8 @@ class Customer(Base):
     invalid: Mapped[bool] = mapped_column(Boolean, default=False)
     tier_policy_version: Mapped[str | None] = mapped_column(String(40))
     tiers_as_of: Mapped[date | None] = mapped_column(Date)
+    # Set by the first ownership event: from then on the creator's hold on the record is over.
+    ever_assigned: Mapped[bool] = mapped_column(Boolean, default=False)
     merged_into: Mapped[str | None] = mapped_column(String(36))
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(Integer)
@@ -132,7 +130,7 @@ class Collateral(Base):
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     collateral_type: Mapped[str] = mapped_column(String(30))
     description: Mapped[str] = mapped_column(String(500))
-    appraised_value: Mapped[Decimal] = mapped_column(Money)
+    appraised_value: Mapped[Decimal] = mapped_column(Money())
     appraised_on: Mapped[date | None] = mapped_column(Date)
 
 
@@ -145,7 +143,7 @@ class Guarantor(Base):
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     guarantor_customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    guaranteed_amount: Mapped[Decimal | None] = mapped_column(Money)
+    guaranteed_amount: Mapped[Decimal | None] = mapped_column(Money())
 
 
 class Relationship(Base):
@@ -170,17 +168,17 @@ class FinancialSnapshot(Base):
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     business_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    deposits: Mapped[Decimal] = mapped_column(Money)
-    loans: Mapped[Decimal] = mapped_column(Money)
-    personal_loans: Mapped[Decimal] = mapped_column(Money)
-    aum: Mapped[Decimal] = mapped_column(Money)
-    card_annual_spend: Mapped[Decimal] = mapped_column(Money)
-    custody_margin: Mapped[Decimal] = mapped_column(Money)
+    deposits: Mapped[Decimal] = mapped_column(Money())
+    loans: Mapped[Decimal] = mapped_column(Money())
+    personal_loans: Mapped[Decimal] = mapped_column(Money())
+    aum: Mapped[Decimal] = mapped_column(Money())
+    card_annual_spend: Mapped[Decimal] = mapped_column(Money())
+    custody_margin: Mapped[Decimal] = mapped_column(Money())
     card_level: Mapped[str | None] = mapped_column(String(10))
     products: Mapped[list[str]] = mapped_column(JSON, default=list)
-    overdue_amount: Mapped[Decimal] = mapped_column(Money)
-    net_interest_contribution: Mapped[Decimal] = mapped_column(Money)
-    fee_income: Mapped[Decimal] = mapped_column(Money)
+    overdue_amount: Mapped[Decimal] = mapped_column(Money())
+    net_interest_contribution: Mapped[Decimal] = mapped_column(Money())
+    fee_income: Mapped[Decimal] = mapped_column(Money())
     source: Mapped[str] = mapped_column(String(40))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -154,10 +154,10 @@ def erase(
 ) -> Customer:
     """Erase a data subject's personal data on request (PIPL art. 47).
 
-    The record stays, anonymous: its classification, figures and history keep the statistics
-    true, while name, identity, phones, addresses, profile, contacts and guarantors go, and the
-    change log loses the values it held. ``customer.erased`` tells every service to do the same
-    with its copies.
+    The record stays, anonymous: its classification, figures and the actions of its history
+    remain (lists and reports leave it out), while name, identity, phones, addresses, profile,
+    contacts and guarantors go, and the change log loses the values it held. ``customer.erased``
+    tells every service to do the same with its copies.
     """
     if not access.may_erase(caller):
         raise Forbidden("erasing personal data needs a branch president or an administrator")

@@ -103,7 +103,10 @@ def list_customers(
     if flt.org_unit:
         scope = flt.org_unit.rstrip("/")
         query = query.where(
-            or_(Customer.org_unit == scope, Customer.org_unit.startswith(scope + "/"))
+            or_(
+                Customer.org_unit == scope,
+                Customer.org_unit.startswith(scope + "/", autoescape=True),
+            )
         )
     if flt.owner:
         query = query.where(
@@ -134,14 +137,22 @@ def encode_cursor(customer: Customer) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; anything not made by ``encode_cursor`` is a 422."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, customer_id = raw.split("|", 1)
-        return datetime.fromisoformat(at), customer_id
+        position = datetime.fromisoformat(at)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "The cursor is not valid.", errors=[{"field": "cursor", "reason": "not a cursor"}]
-        ) from exc
+        raise _bad_cursor() from exc
+    if position.tzinfo is None:
+        raise _bad_cursor()
+    return position, customer_id
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "The cursor is not valid.", errors=[{"field": "cursor", "reason": "not a cursor"}]
+    )
 
 
 # -- relationships ------------------------------------------------------------------------------

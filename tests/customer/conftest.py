@@ -38,17 +38,19 @@ def credit_code(body: str = "91350100M000100Y4") -> str:
 def test_settings(
     databases: Databases, public_key: Path, kafka: KafkaSettings | None = None, **extra: Any
 ) -> CustomerSettings:
-    return CustomerSettings(
-        database_url=databases.url("customer"),
-        jwt_public_key_file=str(public_key),
-        embedded_workers=False,
-        readiness_requires_broker=False,
-        field_encryption_keys=f"k1:{generate_key()}",
-        field_active_key_id="k1",
-        field_index_key=generate_key(),
-        **({"kafka": kafka} if kafka else {}),
-        **extra,
-    )
+    values: dict[str, Any] = {
+        "database_url": databases.url("customer"),
+        "jwt_public_key_file": str(public_key),
+        "embedded_workers": False,
+        "readiness_requires_broker": False,
+        "field_encryption_keys": f"k1:{generate_key()}",
+        "field_active_key_id": "k1",
+        "field_index_key": generate_key(),
+    }
+    if kafka is not None:
+        values["kafka"] = kafka
+    values.update(extra)
+    return CustomerSettings(**values)
 
 
 # A helper, not a test, although its name starts with "test_" (modules import it).
@@ -140,3 +142,14 @@ def firm(**overrides: Any) -> dict[str, Any]:
 
 
 CreateFn = Callable[..., dict[str, Any]]
+
+
+# Modules of pure rules; every other module here talks to a real database.
+PURE_MODULES = frozenset({"test_identity.py", "test_tiers.py", "test_segments.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of the customer service on a real database run again on PostgreSQL in CI."""
+    for item in items:
+        if item.path.parent.name == "customer" and item.path.name not in PURE_MODULES:
+            item.add_marker(pytest.mark.integration)

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from crmkit.db import BigIntId, UtcDateTime
+from crmkit.db import BigIntId, Money, UtcDateTime
 from services.customer.domain import name_key, name_stem
 
 revision: str = "0003"
@@ -19,7 +19,6 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-Money = sa.Numeric(18, 2)
 
 # Columns added to the customers of the first version; rows that exist get the defaults.
 _NEW_CUSTOMER_COLUMNS: list[sa.Column[Any]] = [
@@ -58,6 +57,7 @@ _NEW_CUSTOMER_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("invalid", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("tier_policy_version", sa.String(40), nullable=True),
     sa.Column("tiers_as_of", sa.Date(), nullable=True),
+    sa.Column("ever_assigned", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("merged_into", sa.String(36), nullable=True),
     sa.Column("erased_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
@@ -114,7 +114,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(36), nullable=False),
         sa.Column("collateral_type", sa.String(30), nullable=False),
         sa.Column("description", sa.String(500), nullable=False),
-        sa.Column("appraised_value", Money, nullable=False),
+        sa.Column("appraised_value", Money(), nullable=False),
         sa.Column("appraised_on", sa.Date(), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name="fk_collaterals_customer_id_customers"
@@ -128,7 +128,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(36), nullable=False),
         sa.Column("guarantor_customer_id", sa.String(36), nullable=True),
         sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("guaranteed_amount", Money, nullable=True),
+        sa.Column("guaranteed_amount", Money(), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name="fk_guarantors_customer_id_customers"
         ),
@@ -174,17 +174,17 @@ def upgrade() -> None:
         "financial_snapshots",
         sa.Column("customer_id", sa.String(36), nullable=False),
         sa.Column("business_date", sa.Date(), nullable=False),
-        sa.Column("deposits", Money, nullable=False),
-        sa.Column("loans", Money, nullable=False),
-        sa.Column("personal_loans", Money, nullable=False),
-        sa.Column("aum", Money, nullable=False),
-        sa.Column("card_annual_spend", Money, nullable=False),
-        sa.Column("custody_margin", Money, nullable=False),
+        sa.Column("deposits", Money(), nullable=False),
+        sa.Column("loans", Money(), nullable=False),
+        sa.Column("personal_loans", Money(), nullable=False),
+        sa.Column("aum", Money(), nullable=False),
+        sa.Column("card_annual_spend", Money(), nullable=False),
+        sa.Column("custody_margin", Money(), nullable=False),
         sa.Column("card_level", sa.String(10), nullable=True),
         sa.Column("products", sa.JSON(), nullable=False),
-        sa.Column("overdue_amount", Money, nullable=False),
-        sa.Column("net_interest_contribution", Money, nullable=False),
-        sa.Column("fee_income", Money, nullable=False),
+        sa.Column("overdue_amount", Money(), nullable=False),
+        sa.Column("net_interest_contribution", Money(), nullable=False),
+        sa.Column("fee_income", Money(), nullable=False),
         sa.Column("source", sa.String(40), nullable=False),
         sa.Column("recorded_at", UtcDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
