@@ -99,8 +99,10 @@ def apply_fields(
             set_plain(name, value.value if value is not None else None)
     if customer.ownership_type is not None and kind != "corporate":
         errors.add("ownership_type", "only corporate customers carry an ownership type")
-    if "market_segment" in given or "business_line" in changed:
+    industry_segment = _industry_segment(customer, cmd, errors)
+    if "market_segment" in given or "business_line" in changed or industry_segment:
         segment = cmd.market_segment if "market_segment" in given else customer.market_segment
+        segment = industry_segment or segment
         if segment is not None and not segments.is_valid_market_segment(
             customer.business_line, segment
         ):
@@ -130,6 +132,21 @@ def apply_fields(
     if creating and kind in PEOPLE | {"individual_business"} and customer.segment == "stock":
         require(customer, errors)
     return changed
+
+
+def _industry_segment(customer: Customer, cmd: CustomerFields, errors: FieldErrors) -> str | None:
+    """The corporate industry group a GB/T 4754-2017 code maps to (core banking's imports carry
+    the national code; the bank groups by its own 15 sub-markets)."""
+    if not cmd.industry_code or (cmd.market_segment and "market_segment" in cmd.model_fields_set):
+        return None
+    if customer.business_line != "corporate":
+        errors.add("industry_code", "industry groups segment the corporate market only")
+        return None
+    try:
+        return segments.industry_group_for_gbt4754(cmd.industry_code)
+    except segments.UnknownIndustryCode as exc:
+        errors.add("industry_code", str(exc))
+        return None
 
 
 def require(customer: Customer, errors: FieldErrors) -> None:

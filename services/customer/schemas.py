@@ -181,6 +181,12 @@ class CustomerFields(_In):
     org_unit: OrgUnit | None = None
     business_line: BusinessLine | None = None
     market_segment: str | None = Field(default=None, max_length=80)
+    industry_code: str | None = Field(
+        default=None,
+        max_length=10,
+        description="GB/T 4754-2017 code (A-T, 01-97 or longer); sets the corporate market "
+        "segment when market_segment is not given",
+    )
     ownership_type: OwnershipType | None = None
     id_number: str | None = Field(default=None, max_length=30, description="Resident id 身份证号")
     credit_code: str | None = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.customer.conftest import Api, person, resident_id
+from tests.customer.conftest import Api, credit_code, firm, person, resident_id
 
 
 def test_create_masks_personal_data_and_derives_birth_date(api: Api) -> None:
@@ -108,3 +108,18 @@ def test_one_update_is_one_version_step(api: Api) -> None:
     assert resp.status_code == 200, resp.text
     assert resp.json()["version"] == 2
     assert resp.json()["id_number"].endswith(resident_id("19850101", 222)[-4:])
+
+
+def test_a_gbt4754_industry_code_sets_the_corporate_market_segment(api: Api) -> None:
+    head = api.as_("head.sun")
+    made = head.post("/api/v1/customers", json=firm(industry_code="C1311"))
+    assert made.status_code == 201, made.text
+    assert made.json()["market_segment"] == "manufacturing"
+    unknown = head.post(
+        "/api/v1/customers",
+        json=firm(industry_code="Z99", credit_code=credit_code("91350100M000500Y4")),
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "industry_code"
+    person_line = head.post("/api/v1/customers", json=person(industry_code="C"))
+    assert person_line.status_code == 422

@@ -615,3 +615,20 @@ def test_the_command_refuses_usage_errors(tmp_path: Path) -> None:
     assert import_cli.main([str(unnamed), "--kind", "accounts"]) == 2
     named = [str(unnamed), "--kind", "customers", "--format", "csv"]
     assert import_cli.main([*named, "--database-url", "not a url"]) == 2
+
+
+def test_a_gbt4754_column_sets_the_corporate_market_segment(api: Api) -> None:
+    admin = api.as_("admin")
+    firm_row = {**mixed_rows()[6], "industry_code": "C1311"}
+    bad_row = {
+        **firm_row,
+        "credit_code": credit_code("91350100M000900Y4"),
+        "core_customer_no": "CORP000009",
+        "industry_code": "99",
+    }
+    body = csv_bytes([firm_row, bad_row], [*COLUMNS, "industry_code"])
+    job = run(admin, body)
+    assert counts(job) == (1, 0, 0, 1)
+    assert errors_by_row(job) == {2: {"industry_code"}}
+    assert find(api, "CORP000001")["market_segment"] == "manufacturing"
+    assert counts(run(admin, body)) == (0, 0, 1, 1)
