@@ -324,7 +324,7 @@ class CustomerSummary(BaseModel):
     value_tier: str | None
     wealth_layer: str | None
     vip_level: str | None
-    owners: list[str]
+    owners: list[str] = Field(description="Staff ids: the owner 第一责任人 first, then the team")
     version: int
     created_at: datetime
 

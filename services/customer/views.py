@@ -105,7 +105,7 @@ def summaries(session: Session, customers: Sequence[Customer]) -> list[CustomerS
         rows = session.execute(
             select(Owner.customer_id, Owner.staff_id)
             .where(Owner.customer_id.in_([c.id for c in customers]))
-            .order_by(Owner.customer_id, Owner.role.desc(), Owner.staff_id)
+            .order_by(Owner.customer_id, Owner.role != "owner", Owner.staff_id)  # owner first
         ).all()
         for customer_id, staff_id in rows:
             owners.setdefault(customer_id, []).append(staff_id)

@@ -735,6 +735,10 @@ def test_team_members_see_the_customer_beside_its_owner(api: Api) -> None:
     apply(api, transferred(customer_id, "manager.zhou", "wm.wu"))  # the team member takes over
     assert sees(wu, customer_id) and not sees(zhou, customer_id)
     assert owners(api, customer_id) == {"wm.wu"}
+    apply(api, assigned(customer_id, "manager.zhou", "team_member"))
+    items = api.as_("admin").get(CUSTOMERS, params={"limit": 500}).json()["items"]
+    row = next(item for item in items if item["id"] == customer_id)
+    assert row["owners"] == ["wm.wu", "manager.zhou"]  # the owner first, then the team
 
 
 def test_a_released_owner_loses_the_customer_and_the_subtree_keeps_it(api: Api) -> None:
