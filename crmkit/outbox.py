@@ -23,6 +23,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     and_,
     delete,
     func,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit import metrics
@@ -56,6 +58,8 @@ _BATCH_HEADROOM = 64 * 1024
 _DEFAULT_MAX_REQUEST = 1024 * 1024
 _RECORD_OVERHEAD = 64  # a record's framing in a v2 batch, generously
 _wakeups_lock = threading.Lock()
+# Rows from which ``insert_rows`` copies instead of inserting (bulk imports, not a request).
+_COPY_MIN_ROWS = 50
 
 
 def relay_wakeup(database_url: str) -> threading.Event:
@@ -111,10 +115,49 @@ def _insert_outbox_rows(session: Session) -> None:
     table = session.info.pop(_PENDING_TABLE, None)
     if not rows or table is None:
         return
-    session.execute(insert(table), rows)
+    insert_rows(session, table, rows)
     session.info[_OUTBOX_FLAG] = True
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert plain rows of one shape: many on PostgreSQL by ``COPY``, else by executemany.
+
+    psycopg sends an executemany as one pipelined statement per row; ``COPY`` streams the rows
+    in one command. The values go through the columns' bind processing first, as they would in
+    an insert; a unique violation is raised as SQLAlchemy's ``IntegrityError``, as an insert's
+    is, so that a chunk that lost a race is done again.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    # A few rows (the events of one request) go faster as a plain insert.
+    if dialect.name != "postgresql" or len(rows) < _COPY_MIN_ROWS:
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    columns_of = [
+        (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+    ]
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)  # the only PostgreSQL driver of the suite
+    quote = dialect.identifier_preparer
+    columns = ", ".join(quote.quote(name) for name in names)  # every row has these keys
+    statement = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[name] for name, _ in columns_of]
+                copy.write_row(
+                    [
+                        value if value is None or process is None else process(value)
+                        for value, (_, process) in zip(values, columns_of, strict=True)
+                    ]
+                )
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
 
 
 @dataclass(frozen=True)

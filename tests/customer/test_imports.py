@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.customer import import_cli, imports
+from services.customer import import_cli, import_runner, imports
 from services.customer.imports import ImportRunner
 from services.customer.models import Customer, ImportJob
 from services.customer.schemas_imports import ImportFormat, ImportKind, ImportStatus
@@ -270,6 +270,23 @@ def test_a_second_row_for_one_identity_updates_the_first(api: Api) -> None:
     assert [e["changed"] for e in events(api, "customer.updated")] == [["name"]]
 
 
+def test_records_created_in_a_chunk_take_later_rows_of_the_chunk(api: Api) -> None:
+    # The third row writes the chunk's new records so far to update the first; the fourth then
+    # updates a record written in passing, which must be loaded rather than changed unsaved.
+    admin = api.as_("admin")
+    rows = [
+        person_row(42),
+        person_row(43),
+        person_row(42, name="Customer Forty-two"),
+        person_row(43, name="Customer Forty-three"),
+    ]
+    job = run(admin, csv_bytes(rows))
+    assert counts(job) == (2, 2, 0, 0)
+    assert find(api, "CORE000042")["name"] == "Customer Forty-two"
+    customer = find(api, "CORE000043")
+    assert customer["name"] == "Customer Forty-three" and customer["version"] == 2
+
+
 def test_json_lines_carry_the_nested_shape(api: Api) -> None:
     admin = api.as_("admin")
     firm = {
@@ -508,7 +525,7 @@ def test_a_job_resumes_after_a_crash_where_its_last_chunk_committed(
             raise SimulatedCrash
         real_progress(*args)
 
-    monkeypatch.setattr(imports, "record_progress", crash_in_second_chunk)
+    monkeypatch.setattr(import_runner, "record_progress", crash_in_second_chunk)
     first = ImportRunner(sessions, ctx, chunk_rows=10, import_dir=tmp_path / "uploads")
     with pytest.raises(SimulatedCrash):
         first.run_job("00000000-0000-4000-8000-000000000001")
@@ -516,7 +533,7 @@ def test_a_job_resumes_after_a_crash_where_its_last_chunk_committed(
     crashed = api.as_("admin").get(url).json()
     assert (crashed["status"], crashed["rows_done"], crashed["created"]) == ("running", 10, 10)
     assert customer_count(api) == 10
-    monkeypatch.setattr(imports, "record_progress", real_progress)
+    monkeypatch.setattr(import_runner, "record_progress", real_progress)
 
     restarted = ImportRunner(sessions, ctx, chunk_rows=10, import_dir=tmp_path / "uploads")
     assert restarted.resume() == ["00000000-0000-4000-8000-000000000001"]
