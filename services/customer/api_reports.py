@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from crmkit.auth import CurrentCaller
 from crmkit.http import SessionDep
 from crmkit.schemas import Page
-from services.customer import reports
+from services.customer import reports, reports_csv, reports_register
 from services.customer.context import CustomerContext
 from services.customer.domain import business_today
 from services.customer.schemas import Segment
@@ -96,7 +96,7 @@ def segmentation(
     if format_ is ReportFormat.json:
         return report
     return Response(
-        content=reports.segmentation_csv(report).encode("utf-8"),
+        content=reports_csv.segmentation_csv(report).encode("utf-8"),
         media_type=CSV_MEDIA_TYPE,
         headers=_attachment(f"segmentation-{segment.value}-{report.header.as_of}.csv"),
     )
@@ -132,13 +132,13 @@ def register(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[RegisterRow] | Response:
-    flt = reports.RegisterFilter(org_unit=org_unit, owner=owner, segment=segment)
+    flt = reports_register.RegisterFilter(org_unit=org_unit, owner=owner, segment=segment)
     if format_ is ReportFormat.json:
-        return reports.register_page(session, caller, flt, limit, offset)
+        return reports_register.register_page(session, caller, flt, limit, offset)
     # The request's session stays open until the response is sent (the dependency's teardown
     # runs after it), so the rows are read from the database as the stream is written.
     return StreamingResponse(
-        reports.register_csv(session, caller, flt),
+        reports_register.register_csv(session, caller, flt),
         media_type=CSV_MEDIA_TYPE,
         headers=_attachment(f"register-{business_today()}.csv"),
     )

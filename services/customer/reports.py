@@ -38,14 +38,11 @@ than shown an empty table, which would read as "no customers".
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -53,16 +50,12 @@ from sqlalchemy.orm import Session, aliased
 
 from crmkit.auth import Caller
 from crmkit.errors import Forbidden
-from crmkit.schemas import Page
 from services.customer import access
 from services.customer.domain import business_today
 from services.customer.models import Customer, FinancialSnapshot, Owner
 from services.customer.schemas import Segment
 from services.customer.schemas_reports import (
     CLASS_ZH,
-    FIGURE_COLUMNS,
-    REGISTER_COLUMNS,
-    TARGET_COLUMNS,
     TIER_ZH,
     TITLES,
     ClassBlock,
@@ -70,7 +63,6 @@ from services.customer.schemas_reports import (
     Figures,
     GroupBlock,
     GroupBy,
-    RegisterRow,
     SegmentationHeader,
     SegmentationReport,
     TargetFigures,
@@ -134,7 +126,7 @@ def ensure_may_read_reports(caller: Caller) -> None:
 
 
 # -- queries ------------------------------------------------------------------------------------
-def _in_scope(caller: Caller, org_unit: str | None) -> list[ColumnElement[bool]]:
+def in_scope(caller: Caller, org_unit: str | None) -> list[ColumnElement[bool]]:
     conditions = [
         access.readable(caller),
         Customer.merged_into.is_(None),
@@ -152,7 +144,7 @@ def _in_scope(caller: Caller, org_unit: str | None) -> list[ColumnElement[bool]]
     return conditions
 
 
-def _responsible_manager() -> Any:
+def responsible_manager() -> Any:
     """The owner's staff id per customer; one value even if the read model ever held two."""
     return (
         select(func.min(Owner.staff_id))
@@ -162,7 +154,7 @@ def _responsible_manager() -> Any:
     )
 
 
-def _newest_snapshot() -> ColumnElement[bool]:
+def newest_snapshot() -> ColumnElement[bool]:
     """Join condition: a customer's snapshot of its newest business date (none: no row)."""
     history = aliased(FinancialSnapshot)
     newest = (
@@ -213,7 +205,7 @@ def _segmentation_query(
     return (
         select(
             Customer.org_unit,
-            _responsible_manager().label("owner"),
+            responsible_manager().label("owner"),
             Customer.business_line,
             Customer.value_tier,
             Customer.invalid,
@@ -227,9 +219,9 @@ def _segmentation_query(
             FinancialSnapshot.loans,
         )
         .select_from(Customer)
-        .outerjoin(FinancialSnapshot, _newest_snapshot())
+        .outerjoin(FinancialSnapshot, newest_snapshot())
         .where(
-            *_in_scope(caller, org_unit),
+            *in_scope(caller, org_unit),
             Customer.segment == segment.value,
             Customer.status.not_in(STATISTICS_LEFT_OUT_STATUSES),
         )
@@ -452,182 +444,3 @@ def segmentation_report(
         invalid_count=sum(block.invalid_count for block in blocks),
         notes=notes,
     )
-
-
-# -- CSV ----------------------------------------------------------------------------------------
-TOTAL = "total"
-# Characters that make Excel read a cell as a formula; free text is prefixed to stay text.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: object) -> str:
-    """One CSV cell: money with 2 places, enums by value, blank for None, formulas defused."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
-def _figure_cells(figures: Figures) -> list[str]:
-    cells = [csv_cell(getattr(figures, name)) for name, _ in FIGURE_COLUMNS]
-    if figures.target is not None:
-        cells += [csv_cell(getattr(figures.target, name)) for name, _ in TARGET_COLUMNS]
-    return cells
-
-
-def segmentation_csv(report: SegmentationReport) -> str:
-    """The statistics as CSV for Excel: a row per group, class and tier, then the totals 合计.
-
-    Tier rows leave ``invalid_customers`` blank: invalid customers have no tier cell. Total rows
-    carry the class's, group's or overall invalid count.
-    """
-    target = report.header.segment is Segment.target
-    header = [
-        "group (组别)",
-        "customer_class (客户类别)",
-        "value_tier (客户价值)",
-        *(label for _, label in FIGURE_COLUMNS),
-        "invalid_customers (无效客户)",
-        *((label for _, label in TARGET_COLUMNS) if target else ()),
-    ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-
-    def row(group: str, cls: str, tier: str, figures: Figures, invalid: int | None) -> None:
-        cells = _figure_cells(figures)
-        width = len(FIGURE_COLUMNS)
-        writer.writerow(
-            [
-                csv_cell(group),
-                csv_cell(cls),
-                csv_cell(tier),
-                *cells[:width],
-                csv_cell(invalid),
-                *cells[width:],
-            ]
-        )
-
-    for block in report.groups:
-        for cls in block.classes:
-            for cell in cls.tiers:
-                row(block.group, cls.customer_class, cell.value_tier, cell, None)
-            row(block.group, cls.customer_class, TOTAL, cls.total, cls.invalid_count)
-        row(block.group, TOTAL, TOTAL, block.total, block.invalid_count)
-    row(TOTAL, TOTAL, TOTAL, report.total, report.invalid_count)
-    return BOM + buffer.getvalue()
-
-
-# -- register -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RegisterFilter:
-    """Which customers the register lists, within the caller's scope."""
-
-    org_unit: str | None = None
-    owner: str | None = None
-    segment: Segment | None = None
-
-
-def _register_conditions(caller: Caller, flt: RegisterFilter) -> list[ColumnElement[bool]]:
-    conditions = _in_scope(caller, flt.org_unit)
-    if flt.owner:
-        # Owner or team member, as the customer list's owner filter reads it: a manager's book.
-        conditions.append(
-            Customer.id.in_(select(Owner.customer_id).where(Owner.staff_id == flt.owner))
-        )
-    if flt.segment is not None:
-        conditions.append(Customer.segment == flt.segment.value)
-    return conditions
-
-
-def _register_query(caller: Caller, flt: RegisterFilter) -> Select[tuple[Any, ...]]:
-    return (
-        select(
-            Customer.id,
-            Customer.name,
-            Customer.kind,
-            Customer.segment,
-            Customer.status,
-            Customer.org_unit,
-            _responsible_manager().label("owner"),
-            Customer.addresses,
-            Customer.phone_masked,
-            FinancialSnapshot.deposits,
-            FinancialSnapshot.loans,
-            FinancialSnapshot.business_date,
-            Customer.relationship_evaluation,
-            Customer.cooperation_direction,
-            Customer.importance,
-            Customer.importance_review_date,
-            Customer.archive_number,
-        )
-        .select_from(Customer)
-        .outerjoin(FinancialSnapshot, _newest_snapshot())
-        .where(*_register_conditions(caller, flt))
-        .order_by(Customer.org_unit, Customer.name_key, Customer.id)
-    )
-
-
-def _register_row(row: Any) -> RegisterRow:
-    return RegisterRow(
-        customer_id=row.id,
-        name=row.name,
-        kind=row.kind,
-        segment=row.segment,
-        status=row.status,
-        org_unit=row.org_unit,
-        owner=row.owner,
-        address=first_address(row.addresses),
-        contact=row.phone_masked,
-        deposits=row.deposits,
-        loans=row.loans,
-        balances_as_of=row.business_date,
-        relationship_evaluation=row.relationship_evaluation,
-        cooperation_direction=row.cooperation_direction,
-        importance=row.importance,
-        importance_review_date=row.importance_review_date,
-        archive_number=row.archive_number,
-    )
-
-
-def register_page(
-    session: Session, caller: Caller, flt: RegisterFilter, limit: int, offset: int
-) -> Page[RegisterRow]:
-    """One page of the customer register 客户名册表, ordered by org unit, name and id."""
-    ensure_may_read_reports(caller)
-    total = session.execute(
-        select(func.count()).select_from(Customer).where(*_register_conditions(caller, flt))
-    ).scalar_one()
-    rows = session.execute(_register_query(caller, flt).limit(limit).offset(offset)).all()
-    return Page[RegisterRow](
-        items=[_register_row(row) for row in rows], total=total, limit=limit, offset=offset
-    )
-
-
-def register_csv(session: Session, caller: Caller, flt: RegisterFilter) -> Iterator[bytes]:
-    """Every register row in scope as CSV chunks; the caller is checked before the first byte."""
-    ensure_may_read_reports(caller)
-    return _register_chunks(session, _register_query(caller, flt))
-
-
-def _register_chunks(session: Session, query: Select[tuple[Any, ...]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([label for _, label in REGISTER_COLUMNS])
-    yield (BOM + buffer.getvalue()).encode("utf-8")
-    result = session.execute(query.execution_options(yield_per=BATCH_ROWS))
-    for batch in result.partitions():
-        buffer.seek(0)
-        buffer.truncate()
-        for row in batch:
-            line = _register_row(row)
-            writer.writerow([csv_cell(getattr(line, name)) for name, _ in REGISTER_COLUMNS])
-        yield buffer.getvalue().encode("utf-8")
