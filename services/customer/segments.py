@@ -9,15 +9,15 @@ division code are placed in a group through :func:`industry_group_for_gbt4754`.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crmkit.policy import load_policy_file
 from services.customer.schemas import BusinessLine
 
 CATALOG_PATH = Path(__file__).parent / "policy" / "industries.json"
@@ -151,18 +151,7 @@ class MarketCatalog(_CatalogModel):
 def load_market_catalog(path: Path | None = None) -> MarketCatalog:
     """Read and validate a market-segment file (default: the service's own)."""
     source = path if path is not None else CATALOG_PATH
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MarketCatalogError(f"market segments {source.name} cannot be read: {exc}") from exc
-    try:
-        return MarketCatalog.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise MarketCatalogError(f"market segments {source.name} are refused: {problems}") from exc
+    return load_policy_file(source, MarketCatalog, "market segments", MarketCatalogError)
 
 
 @cache

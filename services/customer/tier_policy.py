@@ -6,7 +6,6 @@ that would leave someone in scope without a layer, or order its thresholds wrong
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -15,8 +14,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from crmkit.policy import load_policy_file
 from services.customer.schemas import CardLevel, CustomerKind, ProductCategory
 
 POLICY_DIRECTORY = Path(__file__).parent / "policy" / "tiers"
@@ -401,18 +401,7 @@ class TierPolicyBook:
 
 def load_tier_policy(path: Path) -> TierPolicy:
     """Read and validate one tier policy file; :class:`TierPolicyError` names the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TierPolicyError(f"tier policy {path.name} cannot be read: {exc}") from exc
-    try:
-        return TierPolicy.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise TierPolicyError(f"tier policy {path.name} is refused: {problems}") from exc
+    return load_policy_file(path, TierPolicy, "tier policy", TierPolicyError)
 
 
 def load_tier_policies(directory: Path | None = None) -> TierPolicyBook:
