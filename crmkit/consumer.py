@@ -378,6 +378,7 @@ class EventConsumer:
         self._topic_ids: dict[str, str] = {}
         self._next_topic_check = 0.0
         self._db_backoff = _Backoff(0.5, 5.0)
+        self._last_records_at = time.monotonic()
 
     @property
     def topics(self) -> list[str]:
@@ -433,6 +434,7 @@ class EventConsumer:
             consumer.close()
             raise
         self._consumer = consumer
+        self._last_records_at = time.monotonic()
         self._topic_ids = {t: topic_id for t, (topic_id, _) in layout.items()}
         self._next_topic_check = time.monotonic() + self.settings.relay_broker_check_interval_s
         self.ready.set()
@@ -440,6 +442,7 @@ class EventConsumer:
     def _poll_once(self, stop: threading.Event) -> None:
         assert self._consumer is not None and self._connections is not None
         polled = self._consumer.poll(timeout_ms=500, max_records=500)
+        self._pace_fetches(bool(polled))
         check = self._connections.changed() or time.monotonic() >= self._next_topic_check
         if check and not self._topics_unchanged(polled):
             return
@@ -471,6 +474,33 @@ class EventConsumer:
                 metrics.CONSUMER_LAG.labels(self.applier.service, self.applier.name, tp.topic).set(
                     lag
                 )
+
+    def _pace_fetches(self, got_records: bool) -> None:
+        """Short fetch waits while events flow, long ones once the topics have gone quiet.
+
+        The broker does not wake a waiting fetch when data arrives, so the wait bounds latency;
+        kafka-python reads it from its fetcher's config for every fetch it sends.
+        """
+        assert self._consumer is not None
+        kafka = self.settings.kafka
+        now = time.monotonic()
+        if got_records:
+            self._last_records_at = now
+            wait = kafka.fetch_max_wait_ms
+        elif now - self._last_records_at >= kafka.idle_after_s:
+            wait = kafka.idle_fetch_max_wait_ms
+        else:
+            return
+        fetcher_config: dict[str, Any] = self._consumer._fetcher.config  # no public setter
+        if fetcher_config.get("fetch_max_wait_ms") != wait:
+            fetcher_config["fetch_max_wait_ms"] = wait
+
+    @property
+    def fetch_wait_ms(self) -> int | None:
+        """The fetch wait in use (None while no client is open)."""
+        if self._consumer is None:
+            return None
+        return int(self._consumer._fetcher.config["fetch_max_wait_ms"])
 
     def _topics_unchanged(self, polled: dict[TopicPartition, list[Any]]) -> bool:
         """Check the topic ids before applying ``polled``; False when it must not be applied.

@@ -29,7 +29,7 @@ from crmkit.consumer import replay_dead_letter
 from crmkit.errors import NotFound, install_error_handlers, problem
 from crmkit.logs import configure_logging
 from crmkit.outbox import outbox_backlog
-from crmkit.runtime import ServiceRuntime
+from crmkit.runtime import ServiceRuntime, freeze_startup_heap
 from crmkit.schemas import DeadLetterOut, Page, ReplayResult, ServiceStatus
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ def create_service_app(
             runtime.migrate()
         if settings.embedded_workers:
             runtime.start_workers()
+        else:
+            freeze_startup_heap()
         log.info("service started", extra={"embedded_workers": settings.embedded_workers})
         try:
             yield

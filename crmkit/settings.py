@@ -43,6 +43,11 @@ class KafkaSettings(BaseSettings):
     max_poll_interval_ms: int = 30000
     # A waiting fetch is not woken by new data on Tansu: keep the wait short for latency.
     fetch_max_wait_ms: int = 5
+    # A consumer that has read nothing for ``idle_after_s`` waits this long per fetch instead:
+    # an idle consumer polling every 5 ms costs its process CPU and the GIL (a relay thread in
+    # the same process waits for it), while the first event after a pause waits at most this.
+    idle_fetch_max_wait_ms: int = 200
+    idle_after_s: float = 1.0
     reconnect_backoff_max_ms: int = 1000
     request_timeout_ms: int = 10000
     max_block_ms: int = 5000

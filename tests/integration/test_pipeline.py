@@ -172,3 +172,17 @@ def test_relay_bounds_a_batch_by_size_and_sends_the_rest_at_once(pair: Pair) -> 
         assert published_count(runtime) == 100
     finally:
         relay.close()
+
+
+def test_an_idle_consumer_waits_longer_per_fetch_and_speeds_up_when_events_come(
+    pair: Pair,
+) -> None:
+    kafka = pair.effects.settings.kafka
+    pair.customer.start_workers()
+    pair.effects.start_workers()
+    consumer = pair.effects.consumer
+    assert consumer is not None
+    wait_until(lambda: consumer.fetch_wait_ms == kafka.idle_fetch_max_wait_ms, 10, "idle pacing")
+    pair.write(customer_id(7), "after a pause", created=True)
+    wait_until(pair.applied_all, 10, "the event applied")
+    assert consumer.fetch_wait_ms == kafka.fetch_max_wait_ms
