@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
+from crmkit.runtime import freeze_startup_heap
 from services.customer import imports
 from services.customer.app import build_context, build_runtime
 from services.customer.imports import EVERYWHERE, IMPORTS_PATH, ImportRunner, Progress
@@ -147,6 +148,7 @@ def run(
     try:
         if settings.run_migrations_on_start:
             runtime.migrate()
+        freeze_startup_heap()  # as a service process does once it has started
         runner = ImportRunner(
             runtime.session_factory,
             build_context(runtime),

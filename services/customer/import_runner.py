@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -54,33 +52,6 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
-
-
-_frozen_lock = threading.Lock()
-_frozen_jobs = 0
-
-
-@contextlib.contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """Keep the objects that exist when a job starts out of the garbage collector's full passes
-    while it runs (``gc.freeze``).
-
-    A job allocates enough per chunk to trigger several full collections, and each traverses
-    every object of the process (modules, the ORM's and pydantic's registries): about a third of
-    an import's time. Objects frozen are collected normally again once the last job ends.
-    """
-    global _frozen_jobs
-    with _frozen_lock:
-        if _frozen_jobs == 0:
-            gc.freeze()
-        _frozen_jobs += 1
-    try:
-        yield
-    finally:
-        with _frozen_lock:
-            _frozen_jobs -= 1
-            if _frozen_jobs == 0:
-                gc.unfreeze()
 
 
 class _JobTaken(Exception):
@@ -175,8 +146,9 @@ class ImportRunner:
             return status
         token = context.correlation_id.set(job.id)  # the job's events share its id
         try:
-            with _frozen_heap():
-                status = self._run(job, on_progress)
+            # The process froze its startup heap (crmkit.runtime.freeze_startup_heap): the full
+            # collections a job triggers do not walk the modules and registries again.
+            status = self._run(job, on_progress)
         except _JobTaken:
             log.info("import job %s is being run by another runner", job.id)
             status = ImportStatus.running
