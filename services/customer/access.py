@@ -13,7 +13,7 @@ ownership read model (never by asking the assignment service per request).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from crmkit.auth import ROLE_ADMIN, ROLE_OPS, Caller
 from services.customer.models import Customer, Owner
@@ -41,11 +41,18 @@ def is_admin(caller: Caller) -> bool:
     return caller.has_role(ROLE_ADMIN)
 
 
-def _in_subtree(caller: Caller) -> ColumnElement[bool]:
-    scope = caller.org_unit.rstrip("/")
+def in_subtree(org_unit: str) -> ColumnElement[bool]:
+    """Customers of ``org_unit`` and the units below it: a path prefix of whole segments (an
+    org path may hold "_", a LIKE wildcard, so the prefix is escaped)."""
+    scope = org_unit.rstrip("/")
     return or_(
         Customer.org_unit == scope, Customer.org_unit.startswith(scope + "/", autoescape=True)
     )
+
+
+def in_book_of(staff_id: str) -> ColumnElement[bool]:
+    """Customers ``staff_id`` owns or serves as a team member (a manager's book)."""
+    return Customer.id.in_(select(Owner.customer_id).where(Owner.staff_id == staff_id))
 
 
 def _in_book(caller: Caller) -> ColumnElement[bool]:
@@ -62,7 +69,7 @@ def readable(caller: Caller) -> ColumnElement[bool]:
         return true()
     conditions: list[ColumnElement[bool]] = []
     if caller.has_role(*SUBTREE_READERS):
-        conditions.append(_in_subtree(caller))
+        conditions.append(in_subtree(caller.org_unit))
     if caller.has_role(*BOOK_HOLDERS):
         conditions.append(_in_book(caller))
     return or_(*conditions) if conditions else false()
@@ -74,7 +81,7 @@ def writable(caller: Caller) -> ColumnElement[bool]:
         return true()
     conditions: list[ColumnElement[bool]] = []
     if caller.has_role(*SUBTREE_WRITERS):
-        conditions.append(_in_subtree(caller))
+        conditions.append(in_subtree(caller.org_unit))
     if caller.has_role(*BOOK_HOLDERS):
         conditions.append(_in_book(caller))
     return or_(*conditions) if conditions else false()

@@ -67,12 +67,7 @@ def probable_duplicates(
     """
     scope = [access.readable(caller), Customer.merged_into.is_(None), Customer.name_stem != ""]
     if org_unit:
-        root = org_unit.rstrip("/")
-        scope.append(
-            or_(
-                Customer.org_unit == root, Customer.org_unit.startswith(root + "/", autoescape=True)
-            )
-        )
+        scope.append(access.in_subtree(org_unit))
     stems = (
         select(Customer.name_stem)
         .where(*scope)

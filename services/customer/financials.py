@@ -155,12 +155,7 @@ def retier(
     """Assess the customer's tiers on ``snapshot`` under the policy in force on its date."""
     policy = ctx.policies.effective_on(snapshot.business_date)
     assessment = assess_tiers(tier_inputs(customer, snapshot), policy)
-    before = stored_tiers(customer)
-    changes = [
-        TierChange(dim.value, before.get(dim.value), new, assessment.explanations[dim])
-        for dim, new in assessment.dimension_values().items()
-        if before.get(dim.value) != new
-    ]
+    changes = assessment.changes_since(stored_tiers(customer))
     _store(customer, assessment, snapshot.business_date)
     if not changes:
         return []

@@ -17,7 +17,6 @@ from services.customer.domain import business_today
 from services.customer.identity import (
     IdentityError,
     normalize_mobile,
-    validate_resident_id,
 )
 from services.customer.import_customer_rows import (
     CHANGES_TABLE,
@@ -38,7 +37,6 @@ from services.customer.personal import (
     CONTACT_PHONE_CONTEXT,
     PEOPLE,
     FieldErrors,
-    identity_index,
     parse_mobile,
 )
 from services.customer.record import (
@@ -291,22 +289,9 @@ class _CustomerChunk:
         return customer
 
     def _without_unchanged(self, customer: Customer, cmd: CustomerCreate) -> CustomerCreate:
-        """The row without what ``apply_fields`` and ``replace_children`` would count as changed
-        although it is equal: the operator's id (stored again whenever given) and child lists
-        (replaced whenever given)."""
+        """The row without the child lists equal to the stored ones, which ``replace_children``
+        would count as changed (it replaces whatever list is given)."""
         same: set[str] = set()
-        if cmd.operator_id_number and customer.operator_id_index is not None:
-            try:
-                number = validate_resident_id(cmd.operator_id_number, today=self.today).number
-            except IdentityError:
-                number = None
-            # The operator's index is the blind index of a resident id, as a person's identity.
-            if (
-                number is not None
-                and identity_index(self.ctx.cipher, "individual", number, None)
-                == customer.operator_id_index
-            ):
-                same.add("operator_id_number")
         for name in CHILD_LISTS:
             if name in cmd.model_fields_set and self._same_children(customer, cmd, name):
                 same.add(name)

@@ -13,7 +13,7 @@ from typing import Any
 
 from crmkit.crypto import FieldCipher
 from services.customer import identity
-from services.customer.models import Customer
+from services.customer.models import Contact, Customer
 
 PEOPLE = frozenset({"individual", "farm_household"})
 BUSINESSES = frozenset({"individual_business", "corporate", "institution"})
@@ -91,10 +91,15 @@ def store_resident_id(customer: Customer, cipher: FieldCipher, rid: identity.Res
     customer.sex = rid.sex
 
 
+def operator_index(cipher: FieldCipher, rid: identity.ResidentId) -> str:
+    """The blind index of an individual business's operator (that of a resident id)."""
+    return cipher.blind_index(rid.number, purpose=_ID_PURPOSE)
+
+
 def store_operator_id(customer: Customer, cipher: FieldCipher, rid: identity.ResidentId) -> None:
     customer.operator_id_enc = cipher.encrypt(rid.number, context=_OPERATOR_CONTEXT)
     customer.operator_id_masked = identity.mask_resident_id(rid.number)
-    customer.operator_id_index = cipher.blind_index(rid.number, purpose=_ID_PURPOSE)
+    customer.operator_id_index = operator_index(cipher, rid)
 
 
 def store_phone(customer: Customer, cipher: FieldCipher, phone: str | None) -> None:
@@ -129,6 +134,12 @@ def reveal_phone(customer: Customer, cipher: FieldCipher) -> str | None:
     if customer.phone_enc is None:
         return None
     return cipher.decrypt(customer.phone_enc, context=_PHONE_CONTEXT)
+
+
+def reveal_contact_phone(contact: Contact, cipher: FieldCipher) -> str | None:
+    if contact.phone_enc is None:
+        return None
+    return cipher.decrypt(contact.phone_enc, context=CONTACT_PHONE_CONTEXT)
 
 
 def erase_personal_fields(customer: Customer) -> None:

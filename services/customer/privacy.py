@@ -34,6 +34,7 @@ from services.customer.personal import (
     identity_index,
     parse_credit_code,
     parse_resident_id,
+    reveal_contact_phone,
     reveal_id_number,
     reveal_operator_id,
     reveal_phone,
@@ -68,20 +69,12 @@ def reveal(
                 select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)
             ).all()
             values[name] = [
-                {"contact_id": c.id, "name": c.name, "phone": _decrypt_contact(ctx, c)}
+                {"contact_id": c.id, "name": c.name, "phone": reveal_contact_phone(c, ctx.cipher)}
                 for c in contacts
             ]
     audit = _audit(session, customer.id, sorted(values), reason, caller)
     session.commit()
     return values, audit.id
-
-
-def _decrypt_contact(ctx: CustomerContext, contact: Contact) -> str | None:
-    from services.customer.personal import CONTACT_PHONE_CONTEXT
-
-    if contact.phone_enc is None:
-        return None
-    return ctx.cipher.decrypt(contact.phone_enc, context=CONTACT_PHONE_CONTEXT)
 
 
 def _audit(

@@ -29,6 +29,7 @@ from services.customer.personal import (
     FieldErrors,
     encrypt_contact_phone,
     identity_index,
+    operator_index,
     parse_credit_code,
     parse_mobile,
     parse_resident_id,
@@ -201,7 +202,8 @@ def apply_identity(
             errors.add("operator_id_number", "only an individual business has an operator")
         else:
             rid = parse_resident_id(cmd.operator_id_number, "operator_id_number", errors, today)
-            if rid is not None:
+            # The same number again is no change (its ciphertext would differ: fresh nonce).
+            if rid is not None and operator_index(ctx.cipher, rid) != customer.operator_id_index:
                 store_operator_id(customer, ctx.cipher, rid)
                 changed.append("operator_id_number")
 

@@ -20,7 +20,6 @@ from services.customer.domain import name_key
 from services.customer.models import (
     Change,
     Customer,
-    Owner,
     Relationship,
 )
 from services.customer.schemas import (
@@ -101,17 +100,9 @@ def list_customers(
         if value is not None:
             query = query.where(getattr(Customer, name) == value)
     if flt.org_unit:
-        scope = flt.org_unit.rstrip("/")
-        query = query.where(
-            or_(
-                Customer.org_unit == scope,
-                Customer.org_unit.startswith(scope + "/", autoescape=True),
-            )
-        )
+        query = query.where(access.in_subtree(flt.org_unit))
     if flt.owner:
-        query = query.where(
-            Customer.id.in_(select(Owner.customer_id).where(Owner.staff_id == flt.owner))
-        )
+        query = query.where(access.in_book_of(flt.owner))
     if flt.q:
         key = name_key(flt.q)
         if key:

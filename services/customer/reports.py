@@ -45,7 +45,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from crmkit.auth import Caller
@@ -133,14 +133,7 @@ def in_scope(caller: Caller, org_unit: str | None) -> list[ColumnElement[bool]]:
         Customer.erased_at.is_(None),
     ]
     if org_unit:
-        scope = org_unit.rstrip("/")
-        # Org paths may hold "_", a LIKE wildcard: escaped, the filter stays a path prefix.
-        conditions.append(
-            or_(
-                Customer.org_unit == scope,
-                Customer.org_unit.startswith(scope + "/", autoescape=True),
-            )
-        )
+        conditions.append(access.in_subtree(org_unit))
     return conditions
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
 from crmkit.schemas import Page
-from services.customer.models import Customer, FinancialSnapshot, Owner
+from services.customer import access
+from services.customer.models import Customer, FinancialSnapshot
 from services.customer.reports import (
     BATCH_ROWS,
     BOM,
@@ -42,9 +43,7 @@ def _register_conditions(caller: Caller, flt: RegisterFilter) -> list[ColumnElem
     conditions = in_scope(caller, flt.org_unit)
     if flt.owner:
         # Owner or team member, as the customer list's owner filter reads it: a manager's book.
-        conditions.append(
-            Customer.id.in_(select(Owner.customer_id).where(Owner.staff_id == flt.owner))
-        )
+        conditions.append(access.in_book_of(flt.owner))
     if flt.segment is not None:
         conditions.append(Customer.segment == flt.segment.value)
     return conditions

@@ -112,7 +112,13 @@ class TierAssessment:
 
     def changes_from(self, previous: TierAssessment | None) -> list[TierChange]:
         """The dimensions whose value differs from ``previous`` (all set ones when None)."""
-        before = previous.dimension_values() if previous is not None else {}
+        if previous is None:
+            return self.changes_since({})
+        return self.changes_since({d.value: v for d, v in previous.dimension_values().items()})
+
+    def changes_since(self, before: Mapping[str, str | None]) -> list[TierChange]:
+        """The dimensions whose value differs from values spelled as ``dimension_values``
+        spells them (a customer's stored tiers; empty when it was never assessed)."""
         return [
             TierChange(dimension.value, before.get(dimension), new, self.explanations[dimension])
             for dimension, new in self.dimension_values().items()

@@ -123,3 +123,23 @@ def test_a_gbt4754_industry_code_sets_the_corporate_market_segment(api: Api) -> 
     assert unknown.json()["errors"][0]["field"] == "industry_code"
     person_line = head.post("/api/v1/customers", json=person(industry_code="C"))
     assert person_line.status_code == 422
+
+
+def test_the_same_operator_id_again_is_no_change(api: Api) -> None:
+    operator = resident_id("19800101", 333)
+    body = firm(
+        kind="individual_business",
+        business_line="personal",
+        ownership_type=None,
+        credit_code=credit_code("92350100M000600Y4"),
+        operator_id_number=operator,
+    )
+    made = api.as_("head.sun").post("/api/v1/customers", json=body)
+    assert made.status_code == 201, made.text
+    url = f"/api/v1/customers/{made.json()['id']}"
+    again = api.as_("head.sun").patch(url, json={"operator_id_number": operator, "version": 1})
+    assert again.status_code == 200 and again.json()["version"] == 1
+    other = resident_id("19800101", 335)
+    changed = api.as_("head.sun").patch(url, json={"operator_id_number": other, "version": 1})
+    assert changed.status_code == 200 and changed.json()["version"] == 2
+    assert changed.json()["operator_id_number"].endswith(other[-4:])
