@@ -10,12 +10,13 @@ again. Consumers dedupe by event id, so a second copy is harmless.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from kafka import KafkaProducer
@@ -138,9 +139,13 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         session.execute(insert(table), rows)
         return
     names = list(rows[0])
-    columns_of = [
-        (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+    # Only the columns whose type converts values (JSON, money, times) are processed.
+    processed = [
+        (position, process)
+        for position, name in enumerate(names)
+        if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
+    values_of = operator.itemgetter(*names)
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)  # the only PostgreSQL driver of the suite
     quote = dialect.identifier_preparer
@@ -148,14 +153,14 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     statement = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
             for row in rows:
-                values = [row[name] for name, _ in columns_of]
-                copy.write_row(
-                    [
-                        value if value is None or process is None else process(value)
-                        for value, (_, process) in zip(values, columns_of, strict=True)
-                    ]
-                )
+                values = list(values_of(row)) if len(names) > 1 else [row[names[0]]]
+                for position, process in processed:
+                    value = values[position]
+                    if value is not None:
+                        values[position] = process(value)
+                write(values)
     except psycopg.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
 
@@ -179,16 +184,41 @@ class EventRecorder:
     ) -> Envelope:
         """Validate the payload against its schema and write the event in this transaction."""
         envelope = build_envelope(spec, data, source=self.source, key=key, actor=actor)
-        write_outbox_row(
-            session,
-            self.tables,
+        self.write(session, self.prepared(spec, envelope))
+        return envelope
+
+    def prepare(
+        self, spec: EventSpec, data: dict[str, Any], *, key: str | None, actor: str | None
+    ) -> PreparedEvent:
+        """An event validated and serialized ahead of its transaction (pure: no session), for
+        work that builds many events apart from writing them (a bulk import's worker
+        processes); :meth:`write` puts it in the outbox."""
+        return self.prepared(
+            spec, build_envelope(spec, data, source=self.source, key=key, actor=actor)
+        )
+
+    def prepared(self, spec: EventSpec, envelope: Envelope) -> PreparedEvent:
+        return PreparedEvent(
             self.kafka.topic(spec.stream),
-            key,
+            envelope.key,
             str(envelope.id),
             spec.type,
             envelope.model_dump_json(),
         )
-        return envelope
+
+    def write(self, session: Session, event: PreparedEvent) -> None:
+        """Write a prepared event in the session's transaction."""
+        write_outbox_row(session, self.tables, *event)
+
+
+class PreparedEvent(NamedTuple):
+    """An event as its outbox row holds it."""
+
+    topic: str
+    key: str | None
+    event_id: str
+    event_type: str
+    payload: str
 
 
 class _CommitWaiter:

@@ -6,12 +6,13 @@ process (which runs the workers too in the embedded mode) and the worker process
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +44,24 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Automatic garbage collection off for a bounded burst of allocation (a chunk of a bulk
+    import), back on afterwards.
+
+    Such a burst builds thousands of objects that all live until it ends; the collector, run
+    every few hundred allocations, walks them again and again (a third of an import's time).
+    Nothing is leaked: cycles made meanwhile are collected once it is back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass

@@ -80,6 +80,9 @@ def install_import_runner(
         ctx,
         chunk_rows=settings.import_chunk_rows,
         import_dir=settings.import_dir,
+        workers=settings.import_workers,
+        parallel_min_bytes=settings.import_parallel_min_bytes,
+        worker_settings=settings,
     )
     app.state.import_runner = runner
     inner = app.router.lifespan_context

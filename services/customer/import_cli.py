@@ -154,6 +154,9 @@ def run(
             build_context(runtime),
             chunk_rows=settings.import_chunk_rows,
             import_dir=settings.import_dir,
+            workers=settings.import_workers,
+            parallel_min_bytes=settings.import_parallel_min_bytes,
+            worker_settings=settings,
         )
         job_id = str(uuid.uuid4())
         with runtime.session_factory() as session:

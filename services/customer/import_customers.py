@@ -22,7 +22,9 @@ from services.customer.import_customer_rows import (
     CHANGES_TABLE,
     CUSTOMERS_TABLE,
     CustomerRow,
-    Draft,
+    NewRecord,
+    check_new,
+    new_draft,
     prepare_customer_rows,
 )
 from services.customer.import_jobs import RunningJob, Tally, load_customers
@@ -35,7 +37,6 @@ from services.customer.models import (
 )
 from services.customer.personal import (
     CONTACT_PHONE_CONTEXT,
-    PEOPLE,
     FieldErrors,
     parse_mobile,
 )
@@ -46,7 +47,7 @@ from services.customer.record import (
     replace_children,
 )
 from services.customer.schemas import CustomerCreate
-from services.customer.service import event_payload, new_customer_values
+from services.customer.service import event_payload
 
 
 # -- customer rows ------------------------------------------------------------------------------
@@ -56,9 +57,10 @@ class CustomerRows:
     def __init__(self, ctx: CustomerContext) -> None:
         self.ctx = ctx
 
-    def prepare(self, rows: Sequence[SourceRow]) -> list[CustomerRow]:
-        """Validate rows by the schema and compute their keys (pure: no database)."""
-        return prepare_customer_rows(self.ctx, rows)
+    def prepare(self, job: RunningJob, rows: Sequence[SourceRow]) -> list[CustomerRow]:
+        """Validate rows by the schema, compute their keys and what creating each would write
+        (pure: no database)."""
+        return prepare_customer_rows(self.ctx, job, rows)
 
     def apply(self, session: Session, job: RunningJob, rows: Sequence[CustomerRow]) -> Tally:
         """Write the chunk's rows in the session's transaction (not committed here)."""
@@ -74,13 +76,13 @@ class _CustomerChunk:
         self.job = job
         self.tally = Tally()
         self.today = business_today()
-        # A key's record: loaded, or a draft this chunk created (see ``_persistent``).
-        self.by_identity: dict[str, Customer | Draft] = {}
-        self.by_core: dict[str, Customer | Draft] = {}
+        # A key's record: loaded, or a new one this chunk created (see ``_persistent``).
+        self.by_identity: dict[str, Customer | NewRecord] = {}
+        self.by_core: dict[str, Customer | NewRecord] = {}
         # Records this chunk changed in the session, not flushed yet (see ``_persistent``).
         self.touched: set[str] = set()
         # New records without child lists, inserted together when the chunk's rows are done.
-        self.pending: dict[str, Draft] = {}
+        self.pending: dict[str, NewRecord] = {}
         self.changes: list[dict[str, Any]] = []
 
     def run(self, rows: Sequence[CustomerRow]) -> Tally:
@@ -105,8 +107,9 @@ class _CustomerChunk:
 
     def _insert_pending(self) -> None:
         """Insert the new records collected so far, as plain rows (see ``CUSTOMERS_TABLE``)."""
-        # Every draft has every column: rows of one shape.
-        insert_rows(self.session, CUSTOMERS_TABLE, [d.row() for d in self.pending.values()])
+        # Every new record has every column: rows of one shape.
+        now = utcnow()
+        insert_rows(self.session, CUSTOMERS_TABLE, [n.row(now) for n in self.pending.values()])
         self.pending.clear()
 
     def _log(self, customer_id: str, version: int, action: str, fields: Iterable[str]) -> None:
@@ -122,7 +125,7 @@ class _CustomerChunk:
             }
         )
 
-    def _remember(self, customer: Customer | Draft) -> None:
+    def _remember(self, customer: Customer | NewRecord) -> None:
         if customer.identity_index is not None:
             self.by_identity[customer.identity_index] = customer
         if customer.core_customer_no is not None:
@@ -154,46 +157,43 @@ class _CustomerChunk:
             errors.add("org_unit", f"{org_unit} is outside your org subtree")
 
     def _create(self, row: CustomerRow, cmd: CustomerCreate) -> None:
-        errors = FieldErrors()
-        if row.identity is None and row.core_no is None:
-            key = "id_number" if cmd.kind.value in PEOPLE else "credit_code"
-            if not cmd.id_number and not cmd.credit_code:
-                errors.add(
-                    key,
-                    "an imported customer needs an identity or a core_customer_no, so that "
-                    "importing it again finds it",
-                )
-        self._scope_errors(cmd.org_unit, errors)
-        draft = Draft(new_customer_values(cmd, self.job.actor))
-        check_target_basis(cmd.segment.value, cmd.data_source, cmd.lawful_basis, errors)
-        apply_fields(self.session, self.ctx, draft.record, cmd, errors, creating=True)
+        if row.new_errors:
+            self.tally.refuse(row.number, row.new_errors)
+            return
+        new = row.new
+        if new is None:
+            self._create_with_children(row, cmd)
+            return
+        self.pending[new.id] = new
+        self._log(new.id, 1, "created", new.fields)
+        self.ctx.recorder.write(self.session, new.event)
+        self._remember(new)
+        self.tally.created += 1
+
+    def _create_with_children(self, row: CustomerRow, cmd: CustomerCreate) -> None:
+        """A new record with child lists: it goes through the session with its children."""
+        errors = check_new(self.job, cmd, row.identity)
+        draft = new_draft(self.ctx, self.job, cmd, errors)
         self._check_children(cmd, errors)
         if errors:
             self.tally.refuse(row.number, errors.items)
             return
-        draft.version = 1  # set by the unit of work, which a batched insert goes without
-        stored: Customer | Draft = draft
-        if any(name in cmd.model_fields_set for name in CHILD_LISTS):
-            # Rare in a bank's export: this record goes through the session with its children.
-            customer = Customer(**draft.values())
-            self.session.add(customer)
-            replace_children(self.session, self.ctx, customer, cmd)
-            self.touched.add(customer.id)
-            stored = customer
-        else:
-            self.pending[draft.id] = draft
-        self._log(draft.id, 1, "created", given_fields(cmd))
+        customer = Customer(**draft.values())
+        self.session.add(customer)
+        replace_children(self.session, self.ctx, customer, cmd)
+        self.touched.add(customer.id)
+        self._log(customer.id, 1, "created", given_fields(cmd))
         self.ctx.recorder.record(
             self.session,
             events.CUSTOMER_CREATED,
             event_payload(draft.record),
-            key=draft.id,
+            key=customer.id,
             actor=self.job.actor,
         )
-        self._remember(stored)
+        self._remember(customer)
         self.tally.created += 1
 
-    def _update(self, row: CustomerRow, cmd: CustomerCreate, found: Customer | Draft) -> None:
+    def _update(self, row: CustomerRow, cmd: CustomerCreate, found: Customer | NewRecord) -> None:
         customer = self._persistent(found)
         errors = FieldErrors()
         if not self.job.scope.within(customer.org_unit):
@@ -214,7 +214,7 @@ class _CustomerChunk:
         # which would step its version twice for one update (as in update_customer).
         with self.session.no_autoflush:
             cmd = self._without_unchanged(customer, cmd)
-            changed = apply_fields(self.session, self.ctx, customer, cmd, errors, creating=False)
+            changed = apply_fields(self.ctx, customer, cmd, errors, creating=False)
             promoted = (
                 "segment" in cmd.model_fields_set
                 and cmd.segment.value == "stock"
@@ -269,14 +269,14 @@ class _CustomerChunk:
         self.touched.add(customer_id)
         self.tally.updated += 1
 
-    def _persistent(self, customer: Customer | Draft) -> Customer:
+    def _persistent(self, customer: Customer | NewRecord) -> Customer:
         """The record in the session, ready for another row of this chunk to change it.
 
-        A record this chunk created (a draft) is inserted now if it is not yet, and loaded; one
-        it changed is flushed, so that the version steps once per change and dropping this row's
-        edits (``expire``) keeps the earlier row's.
+        A record this chunk created as a plain row is inserted now if it is not yet, and loaded;
+        one it changed is flushed, so that the version steps once per change and dropping this
+        row's edits (``expire``) keeps the earlier row's.
         """
-        if isinstance(customer, Draft):
+        if isinstance(customer, NewRecord):
             if customer.id in self.pending:
                 self._insert_pending()
             loaded = self.session.get(Customer, customer.id)

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from crmkit.auth import Caller
-from crmkit.db import utcnow
+from crmkit.db import one_of, utcnow
 from crmkit.errors import Forbidden, NotFound
 from services.customer import access
 from services.customer.models import (
@@ -221,7 +221,7 @@ def load_customers(
     start = 0
     while any(start < len(values) for _, values in lists):
         conditions: list[ColumnElement[bool]] = [
-            column.in_(values[start : start + IN_BATCH])
+            one_of(session, column, values[start : start + IN_BATCH])
             for column, values in lists
             if start < len(values)
         ]

@@ -6,7 +6,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -18,16 +18,17 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit import context
 from crmkit.db import utcnow
+from crmkit.runtime import gc_paused
 from services.customer.context import CustomerContext
-from services.customer.import_customers import CustomerRows
 from services.customer.import_jobs import ACTIVE, RunningJob, Tally, scope_caller
-from services.customer.import_snapshots import SnapshotRows
+from services.customer.import_pool import Handler, PreparePool, handler_for, prepare_chunk
 from services.customer.import_source import ImportFileError, RowSource, SourceRow, chunks
 from services.customer.models import (
     ImportJob,
     ImportRowError,
 )
 from services.customer.schemas_imports import ImportFormat, ImportKind, ImportStatus
+from services.customer.settings import CustomerSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,19 @@ class ImportRunner:
         *,
         chunk_rows: int,
         import_dir: Path,
+        workers: int = 0,
+        parallel_min_bytes: int = 0,
+        worker_settings: CustomerSettings | None = None,
     ) -> None:
+        """``workers`` processes prepare the chunks of files of ``parallel_min_bytes`` or more
+        (made from ``worker_settings``); with none, or for smaller files, this process does."""
         self.sessions = sessions
         self.ctx = ctx
         self.chunk_rows = max(1, chunk_rows)
         self.import_dir = import_dir
+        self.workers = workers if worker_settings is not None else 0
+        self.parallel_min_bytes = parallel_min_bytes
+        self.worker_settings = worker_settings
         self._queue: queue.Queue[str] = queue.Queue()
         self._waiting: set[str] = set()
         self._lock = threading.Lock()
@@ -206,30 +215,23 @@ class ImportRunner:
         return job, ImportStatus.running
 
     def _run(self, job: RunningJob, on_progress: ProgressFn | None) -> ImportStatus:
-        handler: CustomerRows | SnapshotRows = (
-            CustomerRows(self.ctx) if job.kind is ImportKind.customers else SnapshotRows(self.ctx)
-        )
+        handler = handler_for(job.kind, self.ctx)
         with RowSource(job.path, job.fmt, job.kind) as source:
             # Resuming: the rows of the chunks committed before are read past, not applied.
             rows = itertools.islice(iter(source), job.rows_done, None)
-            for chunk in chunks(rows, self.chunk_rows):
-                if self._stop.is_set():
-                    return ImportStatus.running
-                tally = self._commit_chunk(job, handler, chunk)
-                job.advance(len(chunk), tally)
-                if on_progress is not None:
-                    on_progress(
-                        Progress(
-                            job.id,
-                            job.rows_done,
-                            job.created,
-                            job.updated,
-                            job.unchanged,
-                            job.failed,
-                            source.bytes_read,
-                            source.bytes_total,
-                        )
-                    )
+            pool = self._pool(source.bytes_total)
+            stream: Iterable[tuple[list[SourceRow], Sequence[Any]]] = (
+                pool.prepared(handler, job, chunks(rows, self.chunk_rows))
+                if pool is not None
+                else ((c, prepare_chunk(handler, job, c)) for c in chunks(rows, self.chunk_rows))
+            )
+            try:
+                done = self._apply_all(job, handler, source, stream, on_progress)
+            finally:
+                if pool is not None:
+                    pool.close()
+            if not done:
+                return ImportStatus.running
         with self.sessions() as session:
             result = session.execute(
                 update(ImportJob)
@@ -245,16 +247,49 @@ class ImportRunner:
             session.commit()
         return ImportStatus.finished
 
-    def _commit_chunk(
-        self, job: RunningJob, handler: CustomerRows | SnapshotRows, chunk: list[SourceRow]
-    ) -> Tally:
-        """Apply a chunk, its errors and the job's progress in one transaction."""
-        prepared: Sequence[Any] = handler.prepare(chunk)
+    def _pool(self, file_bytes: int) -> PreparePool | None:
+        if self.workers < 1 or self.worker_settings is None:
+            return None
+        if file_bytes < self.parallel_min_bytes:
+            return None
+        return PreparePool(self.worker_settings, self.workers)
+
+    def _apply_all(
+        self,
+        job: RunningJob,
+        handler: Handler,
+        source: RowSource,
+        stream: Iterable[tuple[list[SourceRow], Sequence[Any]]],
+        on_progress: ProgressFn | None,
+    ) -> bool:
+        """Commit the prepared chunks in order; False if stopped before the end."""
+        for chunk, prepared in stream:
+            if self._stop.is_set():
+                return False
+            tally = self._commit_chunk(job, handler, prepared)
+            job.advance(len(chunk), tally)
+            if on_progress is not None:
+                on_progress(
+                    Progress(
+                        job.id,
+                        job.rows_done,
+                        job.created,
+                        job.updated,
+                        job.unchanged,
+                        job.failed,
+                        source.bytes_read,
+                        source.bytes_total,
+                    )
+                )
+        return True
+
+    def _commit_chunk(self, job: RunningJob, handler: Handler, prepared: Sequence[Any]) -> Tally:
+        """Apply a prepared chunk, its errors and the job's progress in one transaction."""
         for attempt in range(1, _CHUNK_ATTEMPTS + 1):
-            with self.sessions() as session:
+            with gc_paused(), self.sessions() as session:
                 try:
                     tally = handler.apply(session, job, prepared)
-                    record_progress(session, job, len(chunk), tally)
+                    record_progress(session, job, len(prepared), tally)
                     session.commit()
                     return tally
                 except (IntegrityError, StaleDataError):

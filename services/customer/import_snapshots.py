@@ -48,7 +48,7 @@ class SnapshotRows:
     def __init__(self, ctx: CustomerContext) -> None:
         self.ctx = ctx
 
-    def prepare(self, rows: Sequence[SourceRow]) -> list[_SnapshotRow]:
+    def prepare(self, job: RunningJob, rows: Sequence[SourceRow]) -> list[_SnapshotRow]:
         """Validate rows by the schema (pure: no database)."""
         out: list[_SnapshotRow] = []
         for row in rows:

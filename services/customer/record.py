@@ -59,7 +59,6 @@ def check_target_basis(
 
 
 def apply_fields(
-    session: Session,
     ctx: CustomerContext,
     customer: Customer,
     cmd: CustomerFields,

@@ -66,7 +66,7 @@ def create_customer(
     customer = new_customer(ctx, cmd, caller.subject)
     errors = FieldErrors()
     check_target_basis(cmd.segment.value, cmd.data_source, cmd.lawful_basis, errors)
-    apply_fields(session, ctx, customer, cmd, errors, creating=True)
+    apply_fields(ctx, customer, cmd, errors, creating=True)
     if errors:
         raise ValidationFailed("The customer is not valid.", errors=errors.items)
     ensure_identity_free(session, customer)
@@ -135,7 +135,7 @@ def update_customer(
         errors = FieldErrors()
         old_status = customer.status
         status_change = _status_change(customer, patch, errors)
-        changed = apply_fields(session, ctx, customer, patch, errors, creating=False)
+        changed = apply_fields(ctx, customer, patch, errors, creating=False)
         if errors:
             session.rollback()
             raise ValidationFailed("The change is not valid.", errors=errors.items)

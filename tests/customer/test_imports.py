@@ -10,6 +10,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.customer import import_cli, import_runner, imports
+from services.customer import import_cli, import_customers, import_pool, import_runner, imports
+from services.customer.import_jobs import RunningJob
+from services.customer.import_source import SourceRow
 from services.customer.imports import ImportRunner
 from services.customer.models import Customer, ImportJob
 from services.customer.schemas_imports import ImportFormat, ImportKind, ImportStatus
@@ -649,3 +652,112 @@ def test_a_gbt4754_column_sets_the_corporate_market_segment(api: Api) -> None:
     assert errors_by_row(job) == {2: {"industry_code"}}
     assert find(api, "CORP000001")["market_segment"] == "manufacturing"
     assert counts(run(admin, body)) == (0, 0, 1, 1)
+
+
+# -- worker processes ---------------------------------------------------------------------------
+def _new_job(sessions: Any, path: Path, job_id: str) -> None:
+    with sessions() as session:
+        imports.create_job(
+            session,
+            job_id=job_id,
+            kind=ImportKind.customers,
+            fmt=ImportFormat.csv,
+            path=path,
+            sha256=imports.file_sha256(path),
+            scope=imports.EVERYWHERE,
+            actor="admin",
+        )
+
+
+def test_worker_processes_prepare_the_chunks_of_a_large_import(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions, ctx = state(api).runtime.session_factory, state(api).customer_context
+    rows = [*mixed_rows(), person_row(50), person_row(50, name="Customer Fifty"), person_row(51)]
+    path = tmp_path / "customers.csv"
+    path.write_bytes(csv_bytes(rows))
+
+    def not_here(*args: Any) -> Any:
+        raise AssertionError("the job's process prepared a chunk: the workers did not")
+
+    # Only this process is patched: the spawned workers prepare with the real code.
+    monkeypatch.setattr(import_customers.CustomerRows, "prepare", not_here)
+    runner = ImportRunner(
+        sessions,
+        ctx,
+        chunk_rows=3,
+        import_dir=tmp_path / "uploads",
+        workers=2,
+        parallel_min_bytes=0,
+        worker_settings=state(api).runtime.settings,
+    )
+    job_id = "00000000-0000-4000-8000-000000000010"
+    _new_job(sessions, path, job_id)
+    assert runner.run_job(job_id) is ImportStatus.finished
+    job = api.as_("admin").get(f"{IMPORTS}/{job_id}").json()
+    # As in the job's process: rows 9 and 10 are one identity (created, then renamed).
+    assert counts(job) == (5, 1, 0, 5)
+    assert errors_by_row(job) == {
+        2: {"id_number"},
+        3: {"phone"},
+        4: {"kind"},
+        5: {"name"},
+        6: {"data_source", "lawful_basis"},
+    }
+    created = events(api, "customer.created")
+    assert len(created) == 5 and customer_count(api) == 5
+    assert {e["core_customer_no"] for e in created} == {
+        "CORE000001",
+        "CORP000001",
+        None,
+        "CORE000050",
+        "CORE000051",
+    }
+    customer = find(api, "CORE000050")
+    assert customer["name"] == "Customer Fifty" and customer["version"] == 2
+    assert customer["id_number"] == person_id(50)[:6] + "********" + person_id(50)[-4:]
+    # The workers' blind indexes are this process's: importing the file again finds every row.
+    again_id = "00000000-0000-4000-8000-000000000011"
+    _new_job(sessions, path, again_id)
+    assert runner.run_job(again_id) is ImportStatus.finished
+    again = api.as_("admin").get(f"{IMPORTS}/{again_id}").json()
+    # Rows 9 and 10 rename customer 50 back and forth; the other good rows change nothing.
+    assert counts(again) == (0, 2, 4, 5)
+    assert customer_count(api) == 5
+
+
+def test_an_import_goes_on_in_its_own_process_when_the_workers_die(
+    api: Api, tmp_path: Path
+) -> None:
+    ctx = state(api).customer_context
+    pool = import_pool.PreparePool(state(api).runtime.settings, workers=1)
+
+    class Broken:
+        def submit(self, *args: Any) -> Any:
+            raise BrokenProcessPool("a worker was killed")
+
+        def shutdown(self, **kwargs: Any) -> None:
+            pass
+
+    pool._executor = Broken()  # type: ignore[assignment]
+    chunks = [[SourceRow(1, person_row(60))], [SourceRow(2, person_row(61))]]
+    handler = import_customers.CustomerRows(ctx)
+    job = RunningJob(
+        id="job",
+        kind=ImportKind.customers,
+        fmt=ImportFormat.csv,
+        path=tmp_path,
+        actor="admin",
+        scope=imports.scope_caller(imports.EVERYWHERE, "admin"),
+        rows_done=0,
+        created=0,
+        updated=0,
+        unchanged=0,
+        failed=0,
+    )
+    prepared = list(pool.prepared(handler, job, chunks))
+    pool.close()
+    assert [chunk for chunk, _ in prepared] == chunks
+    rows = [row for _, chunk_rows in prepared for row in chunk_rows]
+    assert [row.number for row in rows] == [1, 2]
+    assert all(row.new is not None and not row.errors for row in rows)
