@@ -14,6 +14,9 @@ differences on one machine: for the pipeline from the envelope's ``occurred_at``
 event is recorded, just before the writer's commit) to the consumer's commit, for the bare
 baseline from just before the send to the consumer's poll.
 
+Bare and pipeline are measured in alternating rounds (latency, then throughput; bare first in even
+rounds), so that a slow spell of the machine weighs on both alike.
+
 Goals (from the issue): pipeline p99 latency at most 2x the bare figure, throughput at least half
 of it; after a broker restart, events flow again within 10 s and none is lost.
 """
@@ -82,10 +85,13 @@ class Size:
     recovery_rate: float
     outage_s: float
     recovery_timeout_s: float
+    # Bare and pipeline are measured in alternating rounds (each round: latency, then
+    # throughput), so that a slow spell of the machine weighs on both alike.
+    rounds: int
 
 
-SMALL = Size("small", 1000, 200.0, 20_000, 1000, 100.0, 3.0, 60.0)
-FULL = Size("full", 5000, 200.0, 100_000, 1000, 100.0, 3.0, 60.0)
+SMALL = Size("small", 2000, 200.0, 20_000, 1000, 100.0, 3.0, 60.0, 2)
+FULL = Size("full", 5000, 200.0, 100_000, 1000, 100.0, 3.0, 60.0, 5)
 
 
 # -- measurement helpers ------------------------------------------------------------------------
@@ -477,30 +483,40 @@ class BareResult:
     throughput_missing: int
 
 
-def run_bare(kafka: KafkaSettings, size: Size) -> BareResult:
-    topic = kafka.topic("bench-bare")
-    ensure_topics(kafka, [topic])
-    value_size = envelope_size()
-    consumer = BareConsumer(kafka, topic)
-    try:
-        if not consumer.ready.wait(60):
+class BareSide:
+    """The bare baseline: a kafka-python producer process per round, a consumer here."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.topic = kafka.topic("bench-bare")
+        ensure_topics(kafka, [self.topic])
+        self.value_size = envelope_size()
+        self.consumer = BareConsumer(kafka, self.topic)
+        if not self.consumer.ready.wait(60):
             raise RuntimeError("the bare consumer was not assigned partitions within 60 s")
-        warm = produce_bare(kafka, topic, 20, 0, value_size, "warm")
-        consumer.arrivals.wait_all(warm, 30)
+        warm = produce_bare(kafka, self.topic, 20, 0, self.value_size, "warm")
+        self.consumer.arrivals.wait_all(warm, 30)
 
-        ids = produce_bare(
-            kafka, topic, size.latency_events, size.latency_rate, value_size, "latency"
-        )
-        consumer.arrivals.wait_all(ids, 30)
-        latency = latency_result(ids, consumer.produced, consumer.arrivals.at)
+    def latency_round(self, count: int, rate: float, tag: str) -> list[str]:
+        ids = produce_bare(self.kafka, self.topic, count, rate, self.value_size, tag)
+        self.consumer.arrivals.wait_all(ids, 30)
+        return ids
 
-        ids = produce_bare(kafka, topic, size.throughput_events, 0, value_size, "throughput")
-        consumer.arrivals.wait_all(ids, max(60.0, size.throughput_events / 200))
-        arrived = [consumer.arrivals.at[i] for i in ids if i in consumer.arrivals.at]
-        first = min((consumer.produced[i] for i in ids if i in consumer.produced), default=0.0)
-        return BareResult(latency, rate_from(first, arrived), len(ids) - len(arrived))
-    finally:
-        consumer.stop()
+    def throughput_round(self, count: int, tag: str) -> tuple[int, float, int]:
+        """(events arrived, seconds from the first send to the last arrival, missing)."""
+        ids = produce_bare(self.kafka, self.topic, count, 0, self.value_size, tag)
+        self.consumer.arrivals.wait_all(ids, max(60.0, count / 200))
+        arrived = [self.consumer.arrivals.at[i] for i in ids if i in self.consumer.arrivals.at]
+        produced = self.consumer.produced
+        first = min((produced[i] for i in ids if i in produced), default=0.0)
+        span = max(arrived) - first if arrived else math.inf
+        return len(arrived), span, len(ids) - len(arrived)
+
+    def latency(self, ids: list[str]) -> LatencyResult:
+        return latency_result(ids, self.consumer.produced, self.consumer.arrivals.at)
+
+    def stop(self) -> None:
+        self.consumer.stop()
 
 
 # -- the service pair ----------------------------------------------------------------------------
@@ -595,28 +611,74 @@ def start_relay(pair: Pair) -> None:
         raise RuntimeError("no event went through the relay within 60 s of its start")
 
 
-def run_pipeline(pair: Pair, size: Size) -> PipelineResult:
-    start_relay(pair)
-    warm = [cid for cid, _ in pair.write_paced(20, 0)]
-    pair.wait_applied(warm, 30)
-
-    written = pair.write_paced(size.latency_events, size.latency_rate)
-    ids = [cid for cid, _ in written]
+def pipeline_latency_round(pair: Pair, count: int, rate: float) -> list[str]:
+    ids = [cid for cid, _ in pair.write_paced(count, rate)]
     pair.wait_applied(ids, 60)
-    # From the envelope's occurred_at (recorded just before the writer's commit) to the
-    # consumer's commit.
-    latency = latency_result(ids, pair.observer.occurred, pair.observer.at)
+    return ids
 
-    # Sustained: the relay runs while the writer, in the same process, writes as fast as it can.
-    ids, first_commit, write_eps = pair.write_burst(
-        size.throughput_events, size.throughput_txn_size
-    )
-    pair.wait_applied(ids, max(120.0, size.throughput_events / 100))
+
+def pipeline_throughput_round(
+    pair: Pair, count: int, txn_size: int
+) -> tuple[int, float, int, float]:
+    """Sustained: the relay runs while the writer, in the same process, writes as fast as it
+    can. (events applied, seconds from the first commit to the last applied, missing, seconds
+    the writer took)."""
+    ids, first_commit, write_eps = pair.write_burst(count, txn_size)
+    pair.wait_applied(ids, max(120.0, count / 100))
     arrived = [pair.observer.at[i] for i in ids if i in pair.observer.at]
-    eps = rate_from(first_commit, arrived)
-    return PipelineResult(
-        latency, eps, len(ids) - len(arrived), write_eps, pair.relay_poll_interval_s
-    )
+    span = max(arrived) - first_commit if arrived else math.inf
+    return len(arrived), span, len(ids) - len(arrived), count / write_eps
+
+
+def run_interleaved(
+    kafka: KafkaSettings, pair: Pair, size: Size
+) -> tuple[BareResult, PipelineResult]:
+    """The bare baseline and the pipeline in alternating rounds, bare first in even rounds."""
+    bare = BareSide(kafka)
+    try:
+        start_relay(pair)
+        warm = [cid for cid, _ in pair.write_paced(20, 0)]
+        pair.wait_applied(warm, 30)
+        per_latency = size.latency_events // size.rounds
+        per_throughput = size.throughput_events // size.rounds
+        bare_ids: list[str] = []
+        pipe_ids: list[str] = []
+        bare_tp = [0, 0.0, 0]
+        pipe_tp = [0, 0.0, 0, 0.0]
+
+        def bare_round(r: int) -> None:
+            bare_ids.extend(bare.latency_round(per_latency, size.latency_rate, f"latency{r}"))
+            for k, v in enumerate(bare.throughput_round(per_throughput, f"throughput{r}")):
+                bare_tp[k] += v
+
+        def pipeline_round() -> None:
+            pipe_ids.extend(pipeline_latency_round(pair, per_latency, size.latency_rate))
+            got = pipeline_throughput_round(pair, per_throughput, size.throughput_txn_size)
+            for k, v in enumerate(got):
+                pipe_tp[k] += v
+
+        for r in range(size.rounds):
+            if r % 2 == 0:
+                bare_round(r)
+                pipeline_round()
+            else:
+                pipeline_round()
+                bare_round(r)
+        # Latencies of the pipeline: from the envelope's occurred_at (recorded just before the
+        # writer's commit) to the consumer's commit.
+        pipe_latency = latency_result(pipe_ids, pair.observer.occurred, pair.observer.at)
+        return (
+            BareResult(bare.latency(bare_ids), bare_tp[0] / bare_tp[1], int(bare_tp[2])),
+            PipelineResult(
+                pipe_latency,
+                pipe_tp[0] / pipe_tp[1],
+                int(pipe_tp[2]),
+                size.throughput_events / pipe_tp[3],
+                pair.relay_poll_interval_s,
+            ),
+        )
+    finally:
+        bare.stop()
 
 
 @dataclass
@@ -737,7 +799,8 @@ def report(
     drain_ratio = _ratio(drain.throughput_eps, bare.throughput_eps)
     republished = "?" if rec.republished is None else str(rec.republished)
     lines = [
-        f"{NAME}: size {size.label}, databases {backend}, {elapsed_s:.1f} s; {PROCESSES}",
+        f"{NAME}: size {size.label}, databases {backend}, {elapsed_s:.1f} s; {PROCESSES}; "
+        f"bare and pipeline measured in {size.rounds} alternating rounds",
         f"  bare kafka-python  latency p50 {bare.latency.p50_ms:7.2f} ms  "
         f"p99 {bare.latency.p99_ms:7.2f} ms  (n={size.latency_events} at "
         f"{size.latency_rate:.0f}/s, missing {bare.latency.missing})",
@@ -809,6 +872,7 @@ def report(
             "duplicates_skipped": rec.duplicates,
             "latency_events": size.latency_events,
             "throughput_events": size.throughput_events,
+            "rounds": size.rounds,
             "events": size.latency_events + 2 * size.throughput_events + rec.written,
             "missing_events": pipe.latency.missing + pipe.throughput_missing + drain.missing,
             "processes": PROCESSES,
@@ -849,12 +913,11 @@ def run(full: bool = False, database: str = "sqlite", verbose: bool = False) -> 
     try:
         namespace = f"b{uuid.uuid4().hex[:10]}"
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, namespace=namespace)
-        bare = run_bare(kafka, size)
         with (
             temp_databases(database, ["customer", "assignment"]) as urls,
             service_pair(kafka, urls, verbose) as pair,
         ):
-            pipe = run_pipeline(pair, size)
+            bare, pipe = run_interleaved(kafka, pair, size)
             rec = run_recovery(pair, broker, size)
             drain = run_drain(pair, size)
     finally:

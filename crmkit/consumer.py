@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crmkit import context, metrics
 from crmkit.db import KitTables, utcnow
 from crmkit.events import Envelope
+from crmkit.heap import gc_paused
 from crmkit.kafka import ConnectionCounter, TopicAdmin, make_consumer
 from crmkit.leader import LeaderLock
 from crmkit.outbox import write_outbox_row
@@ -532,7 +533,8 @@ class EventConsumer:
 
     def _apply(self, records: list[RawRecord], positions: Positions, stop: threading.Event) -> None:
         try:
-            self.applier.apply_batch(records, positions)
+            with gc_paused():  # the batch's envelopes and rows all live until it ends
+                self.applier.apply_batch(records, positions)
             return
         except (OperationalError, InterfaceError) as exc:
             if _connection_lost(exc):

@@ -27,9 +27,10 @@ from crmkit.auth import (
 )
 from crmkit.consumer import replay_dead_letter
 from crmkit.errors import NotFound, install_error_handlers, problem
+from crmkit.heap import freeze_startup_heap
 from crmkit.logs import configure_logging
 from crmkit.outbox import outbox_backlog
-from crmkit.runtime import ServiceRuntime, freeze_startup_heap
+from crmkit.runtime import ServiceRuntime
 from crmkit.schemas import DeadLetterOut, Page, ReplayResult, ServiceStatus
 
 log = logging.getLogger(__name__)

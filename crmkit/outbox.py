@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from crmkit import metrics
 from crmkit.db import KitTables, utcnow
 from crmkit.events import Envelope, EventSpec, build_envelope
+from crmkit.heap import gc_paused
 from crmkit.kafka import ConnectionCounter, TopicAdmin, make_producer
 from crmkit.leader import LeaderLock
 from crmkit.settings import KafkaSettings, ServiceSettings
@@ -390,6 +391,10 @@ class OutboxRelay:
 
     def publish_batch(self) -> int:
         """Send the oldest unpublished rows; mark the acknowledged prefix. Returns rows marked."""
+        with gc_paused():  # a batch's rows, records and futures all live until it ends
+            return self._publish_batch()
+
+    def _publish_batch(self) -> int:
         outbox = self.tables.outbox
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from crmkit.runtime import freeze_startup_heap
+from crmkit.heap import freeze_startup_heap
 from services.customer import imports
 from services.customer.app import build_context, build_runtime
 from services.customer.imports import EVERYWHERE, IMPORTS_PATH, ImportRunner, Progress

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from crmkit import context
-from crmkit.runtime import freeze_startup_heap, gc_paused
+from crmkit.heap import freeze_startup_heap, gc_paused
 from services.customer.import_customers import CustomerRows
 from services.customer.import_jobs import RunningJob
 from services.customer.import_snapshots import SnapshotRows

@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit import context
 from crmkit.db import utcnow
-from crmkit.runtime import gc_paused
+from crmkit.heap import gc_paused
 from services.customer.context import CustomerContext
 from services.customer.import_jobs import ACTIVE, RunningJob, Tally, scope_caller
 from services.customer.import_pool import Handler, PreparePool, handler_for, prepare_chunk
@@ -155,7 +155,7 @@ class ImportRunner:
             return status
         token = context.correlation_id.set(job.id)  # the job's events share its id
         try:
-            # The process froze its startup heap (crmkit.runtime.freeze_startup_heap): the full
+            # The process froze its startup heap (crmkit.heap.freeze_startup_heap): the full
             # collections a job triggers do not walk the modules and registries again.
             status = self._run(job, on_progress)
         except _JobTaken:

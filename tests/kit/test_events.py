@@ -83,3 +83,22 @@ def test_formats_are_checked() -> None:
             SPEC, {**PAYLOAD, "customer_id": "not-a-uuid"}, source="customer", key=None, actor=None
         )
     assert any("customer_id" in e for e in err.value.errors)
+
+
+def test_a_naive_event_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_envelope(
+            SPEC,
+            PAYLOAD,
+            source="customer",
+            key=None,
+            actor=None,
+            occurred_at=datetime(2026, 1, 1),
+        )
+
+
+def test_a_built_envelope_is_what_validating_its_fields_gives() -> None:
+    env = build_envelope(SPEC, PAYLOAD, source="customer", key="k", actor="u1")
+    validated = Envelope.model_validate(env.model_dump())
+    assert validated == env
+    assert validated.model_dump_json() == env.model_dump_json()
