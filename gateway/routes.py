@@ -1,8 +1,10 @@
 """The route table: which service owns which path prefix under ``/api/v1``.
 
 A prefix matches whole path segments only: ``/api/v1/customers`` owns ``/api/v1/customers`` and
-``/api/v1/customers/...`` but not ``/api/v1/customersX``. Each service also owns its operations
-routes under ``/api/v1/admin/<service>``.
+``/api/v1/customers/...`` but not ``/api/v1/customersX``. A ``*`` segment matches any one segment,
+so that a service can own a sub-resource of another's resource (``customers/*/owner``); those
+routes are tried first. Each service also owns its operations routes under
+``/api/v1/admin/<service>``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ SERVICES: tuple[str, ...] = ("customer", "rating", "assignment", "visits", "noti
 RESOURCES: dict[str, tuple[str, ...]] = {
     "customer": ("customers", "reports/segmentation", "reports/register"),
     "rating": ("ratings", "credit-limits", "approvals", "risk"),
-    "assignment": ("org-units", "staff", "ownerships", "teams", "leads", "handovers"),
+    "assignment": (
+        "customers/*/owner",
+        "customers/*/owner-history",
+        "assignments",
+        "org-units",
+        "staff",
+        "ownerships",
+        "teams",
+        "leads",
+        "handovers",
+    ),
     "visits": ("visits", "plans", "agenda", "complaints", "surveys", "enquiries"),
     "notify": ("messages", "templates", "consents", "campaigns"),
 }
@@ -27,6 +39,7 @@ def route_table() -> list[tuple[str, str]]:
         for service, resources in RESOURCES.items()
         for resource in resources
     ]
+    table.sort(key=lambda route: "*" not in route[0])  # sub-resources before their resource
     table += [(f"{API_PREFIX}/admin/{service}", service) for service in SERVICES]
     return table
 
@@ -35,8 +48,15 @@ ROUTES: tuple[tuple[str, str], ...] = tuple(route_table())
 
 
 def prefix_matches(prefix: str, path: str) -> bool:
-    """True when ``path`` is ``prefix`` itself or lies below it (whole segments only)."""
-    return path == prefix or path.startswith(prefix + "/")
+    """True when ``path`` is ``prefix`` itself or lies below it (whole segments only; a ``*``
+    segment of the prefix matches any one segment)."""
+    if "*" not in prefix:
+        return path == prefix or path.startswith(prefix + "/")
+    wanted = prefix.split("/")
+    parts = path.split("/")
+    if len(parts) < len(wanted):
+        return False
+    return all((w == "*" and p != "") or w == p for w, p in zip(wanted, parts, strict=False))
 
 
 def resolve(path: str) -> str | None:

@@ -1,6 +1,13 @@
-"""Tables of the assignment database."""
+"""Tables of the assignment database: the org tree, the staff and who owns each customer."""
 
-from crmkit.db import KitTables, ServiceBase, new_metadata
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crmkit.db import BigIntId, KitTables, ServiceBase, UtcDateTime, new_metadata
 from crmkit.replicas import define_customer_refs
 
 
@@ -12,3 +19,77 @@ class Base(ServiceBase):
 kit = KitTables.define(Base.metadata)
 # This service's copy of the customers it serves, kept from customer events.
 customer_refs = define_customer_refs(Base.metadata)
+
+
+class OrgUnit(Base):
+    """A unit of the org tree, identified by its path (``/HQ/U01/B01``) as tokens carry it."""
+
+    __tablename__ = "org_units"
+
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(40))
+    parent_path: Mapped[str | None] = mapped_column(
+        ForeignKey("org_units.path"), index=True, nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class Staff(Base):
+    """A staff member; ``id`` is the subject of their tokens."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    business_line: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    grade: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    grade_certified_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    grade_expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    org_unit: Mapped[str] = mapped_column(ForeignKey("org_units.path"), index=True)
+    capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
+
+
+class Ownership(Base):
+    """A span of a staff member's responsibility for a customer. The open span (``ended_at``
+    null) is the current owner: the database holds at most one per customer."""
+
+    __tablename__ = "ownerships"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    org_unit: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(30))
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_by: Mapped[str] = mapped_column(String(100))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(30), nullable=True)
+
+    __table_args__ = (
+        # One customer, one responsible manager 一户一主办: enforced here, not only in code.
+        Index(
+            "uq_ownerships_current",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+        Index(
+            "ix_ownerships_book",
+            "staff_id",
+            "customer_id",
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+    )

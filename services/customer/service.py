@@ -19,10 +19,9 @@ from crmkit.db import utcnow
 from crmkit.errors import (
     Conflict,
     Forbidden,
-    PreconditionFailed,
-    PreconditionRequired,
     ValidationFailed,
 )
+from crmkit.versioning import check_version
 from services.customer import access, events
 from services.customer.context import CustomerContext
 from services.customer.domain import (
@@ -179,24 +178,7 @@ def update_customer(
 
 
 def _check_version(customer: Customer, body_version: int | None, if_match: str | None) -> None:
-    if if_match is not None:
-        expected = if_match.strip().removeprefix("W/").strip('"')
-        if expected != str(customer.version):
-            raise PreconditionFailed(
-                f"customer {customer.id} is at version {customer.version}, not {expected}",
-                current_version=customer.version,
-            )
-        return
-    if body_version is None:
-        raise PreconditionRequired(
-            "Name the version you read: an If-Match header or a version field.",
-            errors=[{"field": "version", "reason": "required for an update"}],
-        )
-    if body_version != customer.version:
-        raise Conflict(
-            f"customer {customer.id} changed since version {body_version}; read it again",
-            current_version=customer.version,
-        )
+    check_version(f"customer {customer.id}", customer.version, body_version, if_match)
 
 
 def commit_versioned(session: Session, customer_id: str) -> None:

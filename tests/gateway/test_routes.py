@@ -17,6 +17,12 @@ from gateway.routes import ROUTES, SERVICES, resolve
         ("/api/v1/risk", "rating"),
         ("/api/v1/handovers/h1/accept", "assignment"),
         ("/api/v1/org-units", "assignment"),
+        # A sub-resource another service owns, matched before its parent resource.
+        ("/api/v1/customers/c1/owner", "assignment"),
+        ("/api/v1/customers/c1/owner-history", "assignment"),
+        ("/api/v1/customers/c1/ownerX", "customer"),
+        ("/api/v1/customers//owner", "customer"),
+        ("/api/v1/assignments", "assignment"),
         ("/api/v1/agenda", "visits"),
         ("/api/v1/enquiries/e1", "visits"),
         ("/api/v1/consents", "notify"),
