@@ -1,8 +1,90 @@
-"""Events the assignment service consumes."""
+"""Events the assignment service consumes: the customers it assigns, with what its rules read.
+
+``customer_refs`` (name, kind, unit, line, status) is the copy every service keeps;
+``customer_profiles`` adds the segments, tiers and latest figures the assignment rules and team
+checks need. Handlers run in the consumer's transaction with the inbox entry, so a redelivered
+event changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from crmkit.consumer import HandlerRegistry
-from crmkit.replicas import register_customer_replica
-from services.assignment.models import customer_refs
+from crmkit.db import utcnow
+from crmkit.events import Envelope
+from crmkit.replicas import CUSTOMER_STREAM, apply_customer_events
+from services.assignment.models import Base, CustomerProfile, customer_refs
 
 registry = HandlerRegistry()
-register_customer_replica(registry, customer_refs)
+
+_TIERS = ("value_tier", "wealth_layer", "vip_level")
+
+
+_PROFILE_FIELDS = ("kind", "segment", "market_segment", *_TIERS)
+
+
+def _upsert_profiles(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or update the profiles' segments and tiers in one statement (figures untouched)."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = Base.metadata.tables[CustomerProfile.__tablename__]
+    statement = insert_(table).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.customer_id],
+            set_={name: statement.excluded[name] for name in (*_PROFILE_FIELDS, "updated_at")},
+        )
+    )
+
+
+@registry.on_many(CUSTOMER_STREAM, "customer.created", versions=(1,))
+@registry.on_many(CUSTOMER_STREAM, "customer.updated", versions=(1,))
+def customer_entered_or_changed(session: Session, events: list[Envelope]) -> None:
+    apply_customer_events(session, customer_refs, events)
+    now = utcnow()
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:  # of several events for one customer, the last counts
+        data = event.data
+        row = {name: data.get(name) for name in _PROFILE_FIELDS}
+        latest.pop(data["customer_id"], None)
+        latest[data["customer_id"]] = {
+            "customer_id": data["customer_id"],
+            **row,
+            "products": [],
+            "updated_at": now,
+        }
+    _upsert_profiles(session, list(latest.values()))
+
+
+@registry.on(CUSTOMER_STREAM, "customer.tier_changed", versions=(1,))
+def tier_changed(session: Session, event: Envelope) -> None:
+    profile = session.get(CustomerProfile, event.data["customer_id"])
+    if profile is None:  # tiers of a customer not entered here yet come again with its update
+        return
+    for name in _TIERS:
+        setattr(profile, name, event.data[name])
+    profile.updated_at = utcnow()
+
+
+@registry.on(CUSTOMER_STREAM, "customer.financials_updated", versions=(1,))
+def financials_updated(session: Session, event: Envelope) -> None:
+    data = event.data
+    profile = session.get(CustomerProfile, data["customer_id"])
+    if profile is None:
+        return
+    day = date.fromisoformat(data["business_date"])
+    if profile.business_date is not None and day < profile.business_date:
+        return  # a late snapshot of an earlier day does not replace the latest
+    profile.business_date = day
+    profile.deposits = Decimal(data["deposits"])
+    profile.loans = Decimal(data["loans"])
+    profile.aum = Decimal(data["aum"])
+    profile.products = sorted(set(data.get("products") or []))
+    profile.updated_at = utcnow()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crmkit.db import BigIntId, KitTables, ServiceBase, UtcDateTime, new_metadata
+from crmkit.db import BigIntId, KitTables, Money, ServiceBase, UtcDateTime, new_metadata
 from crmkit.replicas import define_customer_refs
 
 
@@ -19,6 +20,28 @@ class Base(ServiceBase):
 kit = KitTables.define(Base.metadata)
 # This service's copy of the customers it serves, kept from customer events.
 customer_refs = define_customer_refs(Base.metadata)
+
+
+class CustomerProfile(Base):
+    """What the assignment rules and team checks need of a customer, kept from customer events:
+    its segments and tiers (``customer.created`` / ``.updated`` / ``.tier_changed``) and its latest
+    figures from core banking (``customer.financials_updated``)."""
+
+    __tablename__ = "customer_profiles"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    segment: Mapped[str] = mapped_column(String(10))
+    market_segment: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    value_tier: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    wealth_layer: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    vip_level: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    business_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    deposits: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    loans: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    aum: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    products: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class OrgUnit(Base):

@@ -194,3 +194,69 @@ def test_the_database_holds_one_open_ownership_per_customer(org: Api) -> None:
     # A closed span beside the open one is history, which the constraint allows.
     with runtime.engine.begin() as conn:
         conn.execute(insert(Ownership.__table__), [{**second, "ended_at": datetime.now(UTC)}])
+
+
+# -- what the rules read of customers ------------------------------------------------------------
+def test_profiles_follow_the_customer_events(org: Api) -> None:
+    from crmkit.consumer import RawRecord
+    from crmkit.events import build_envelope
+    from services.assignment.models import CustomerProfile
+    from services.customer.events import CUSTOMER_FINANCIALS_UPDATED, CUSTOMER_TIER_CHANGED
+
+    customer_id = known_customer(org)
+    runtime = org.client.app.state.runtime  # type: ignore[attr-defined]
+
+    def apply(spec: Any, data: dict[str, Any], offset: int) -> None:
+        envelope = build_envelope(spec, data, source="customer", key=customer_id, actor="x")
+        runtime.applier.apply_batch([RawRecord("crm.customer", 1, offset, envelope.to_bytes())])
+
+    money = {
+        "deposits": "1200000.00",
+        "loans": "0.00",
+        "personal_loans": "0.00",
+        "aum": "1500000.00",
+        "card_annual_spend": "0.00",
+        "custody_margin": "0.00",
+        "overdue_amount": "0.00",
+        "net_interest_contribution": "0.00",
+        "fee_income": "0.00",
+        "card_level": None,
+        "products": ["wealth", "deposit"],
+    }
+    apply(
+        CUSTOMER_FINANCIALS_UPDATED,
+        {"customer_id": customer_id, "business_date": "2026-11-27", **money},
+        1,
+    )
+    earlier = {**money, "deposits": "5.00"}
+    apply(
+        CUSTOMER_FINANCIALS_UPDATED,
+        {"customer_id": customer_id, "business_date": "2026-11-20", **earlier},
+        2,
+    )
+    apply(
+        CUSTOMER_TIER_CHANGED,
+        {
+            "customer_id": customer_id,
+            "policy_version": "2026-01-01",
+            "as_of": "2026-11-27",
+            "changes": [
+                {"dimension": "value_tier", "old": None, "new": "high", "reason": "deposits"}
+            ],
+            "value_tier": "high",
+            "wealth_layer": "layer_2",
+            "vip_level": "gold",
+        },
+        3,
+    )
+    with runtime.session_factory() as session:
+        profile = session.get(CustomerProfile, customer_id)
+        assert profile is not None
+        assert (profile.value_tier, profile.wealth_layer, profile.vip_level) == (
+            "high",
+            "layer_2",
+            "gold",
+        )
+        assert str(profile.deposits) == "1200000.00"  # the later day's figures stay
+        assert profile.products == ["deposit", "wealth"]
+        assert profile.kind == "individual" and profile.segment == "stock"
