@@ -11,6 +11,8 @@ from crmkit.errors import NotFound
 from crmkit.http import SessionDep, get_runtime
 from crmkit.schemas import Page
 from services.assignment import access, service
+from services.assignment.api_claims import router as claims_router
+from services.assignment.api_handovers import router as handovers_router
 from services.assignment.models import Ownership, Staff
 from services.assignment.schemas import (
     AssignmentIn,
@@ -195,4 +197,10 @@ def get_owner_history(
     return [OwnershipOut.model_validate(s) for s in service.owner_history(session, customer_id)]
 
 
-routers: list[APIRouter] = [org_router, staff_router, owners_router]
+routers: list[APIRouter] = [
+    org_router,
+    staff_router,
+    owners_router,
+    claims_router,
+    handovers_router,
+]

@@ -116,3 +116,7 @@ class Ownership(Base):
             sqlite_where=text("ended_at IS NULL"),
         ),
     )
+
+
+# The tables of the other capabilities, in modules of their own, registered on the same metadata.
+from services.assignment import models_claims, models_handovers  # noqa: E402, F401
