@@ -8,6 +8,7 @@ whichever order they reach the database in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from crmkit.db import utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.versioning import check_version
-from services.assignment import access, events
+from services.assignment import access, events, handovers
 from services.assignment.models import OrgUnit, Ownership, Staff, customer_refs
 from services.assignment.schemas import (
     AssignmentIn,
@@ -240,8 +241,11 @@ def owner_history(session: Session, customer_id: str) -> list[Ownership]:
     )
 
 
-def _eligible_staff(session: Session, staff_id: str, caller: Caller) -> Staff:
-    """The new owner: active, of a role that holds a book, in the caller's scope, with room.
+def _eligible_staff(
+    session: Session, staff_id: str, may_take: Callable[[Staff], bool] | None
+) -> Staff:
+    """The new owner: active, of a role that holds a book, with room, book not frozen, and
+    (``may_take``) one the deciding caller may give customers to.
 
     The staff row is locked, so that two assignments to one manager cannot both take the last
     place of their capacity.
@@ -251,7 +255,7 @@ def _eligible_staff(session: Session, staff_id: str, caller: Caller) -> Staff:
         raise ValidationFailed(
             f"no staff {staff_id}", errors=[{"field": "staff_id", "reason": "no such staff"}]
         )
-    if not access.may_manage(caller, staff.org_unit):
+    if may_take is not None and not may_take(staff):
         raise Forbidden(f"you may not give customers to staff of {staff.org_unit}")
     problems: list[str] = []
     if staff.status != "active":
@@ -262,6 +266,9 @@ def _eligible_staff(session: Session, staff_id: str, caller: Caller) -> Staff:
         held = book_sizes(session, [staff.id]).get(staff.id, 0)
         if held >= staff.capacity:
             problems.append(f"staff {staff_id} holds {held} customers, the capacity")
+    handover = handovers.frozen_book(session, staff.id)
+    if handover is not None:
+        problems.append(f"the book of staff {staff_id} is frozen for handover {handover}")
     if problems:
         raise ValidationFailed(
             "; ".join(problems), errors=[{"field": "staff_id", "reason": p} for p in problems]
@@ -272,13 +279,40 @@ def _eligible_staff(session: Session, staff_id: str, caller: Caller) -> Staff:
 def assign(
     session: Session, recorder: EventRecorder, body: AssignmentIn, caller: Caller
 ) -> tuple[Ownership | None, Ownership | None]:
-    """Assign, transfer or release; returns (the open ownership after, the one ended)."""
+    """Assign, transfer or release as ``caller`` (administrators, and the heads of the
+    customer's and the new owner's subtree); returns (the open span after, the one ended)."""
     unit = _customer_unit(session, body.customer_id)
     if unit is None:
         raise NotFound(f"no customer {body.customer_id} (not known here yet)")
     if not access.may_manage(caller, unit):
         raise Forbidden(f"you may not assign customers of {unit}")
+    return change_owner(
+        session,
+        recorder,
+        body,
+        caller.subject,
+        may_take=lambda staff: access.may_manage(caller, staff.org_unit),
+    )
+
+
+def change_owner(
+    session: Session,
+    recorder: EventRecorder,
+    body: AssignmentIn,
+    actor: str,
+    *,
+    may_take: Callable[[Staff], bool] | None = None,
+    within_handover: bool = False,
+) -> tuple[Ownership | None, Ownership | None]:
+    """Assign, transfer or release, the caller's rights already checked; commits.
+
+    Returns (the open span after, the one ended). What the body expects must hold (no owner, or
+    ``from_staff_id`` the owner), else 409. A frozen book (handover) is only changed by its
+    handover (``within_handover``).
+    """
     _check_body(body)
+    if _customer_unit(session, body.customer_id) is None:
+        raise NotFound(f"no customer {body.customer_id} (not known here yet)")
     now = utcnow()
     current = current_owner(session, body.customer_id, lock=True)
     if body.mode is AssignmentMode.assign:
@@ -287,8 +321,8 @@ def assign(
                 f"customer {body.customer_id} is owned by {current.staff_id}; transfer it",
                 current_owner=current.staff_id,
             )
-        staff = _eligible_staff(session, _given(body.staff_id), caller)
-        new = _open(session, body, staff, caller, now)
+        staff = _eligible_staff(session, _given(body.staff_id), may_take)
+        new = _open(session, body, staff, actor, now)
         recorder.record(
             session,
             events.OWNERSHIP_ASSIGNED,
@@ -301,7 +335,7 @@ def assign(
                 "reason": body.reason.value,
             },
             key=body.customer_id,
-            actor=caller.subject,
+            actor=actor,
         )
         _commit(session, body.customer_id)
         return new, None
@@ -312,7 +346,14 @@ def assign(
             f"not {body.from_staff_id}; read the owner again",
             current_owner=held,
         )
-    _close(current, caller, now, body.reason.value)
+    if not within_handover:
+        handover = handovers.frozen_book(session, current.staff_id)
+        if handover is not None:
+            raise Conflict(
+                f"the book of {current.staff_id} is frozen for handover {handover}",
+                handover=handover,
+            )
+    _close(current, actor, now, body.reason.value)
     if body.mode is AssignmentMode.release:
         recorder.record(
             session,
@@ -324,13 +365,13 @@ def assign(
                 "effective_at": now.isoformat(),
             },
             key=body.customer_id,
-            actor=caller.subject,
+            actor=actor,
         )
         _commit(session, body.customer_id)
         return None, current
-    staff = _eligible_staff(session, _given(body.staff_id), caller)
+    staff = _eligible_staff(session, _given(body.staff_id), may_take)
     session.flush()  # the span ends before the next opens: one open span at any instant
-    new = _open(session, body, staff, caller, now)
+    new = _open(session, body, staff, actor, now)
     recorder.record(
         session,
         events.OWNERSHIP_TRANSFERRED,
@@ -343,7 +384,7 @@ def assign(
             "reason": body.reason.value,
         },
         key=body.customer_id,
-        actor=caller.subject,
+        actor=actor,
     )
     _commit(session, body.customer_id)
     return new, current
@@ -367,7 +408,7 @@ def _given(value: str | None) -> str:
 
 
 def _open(
-    session: Session, body: AssignmentIn, staff: Staff, caller: Caller, now: datetime
+    session: Session, body: AssignmentIn, staff: Staff, actor: str, now: datetime
 ) -> Ownership:
     new = Ownership(
         customer_id=body.customer_id,
@@ -376,15 +417,15 @@ def _open(
         reason=body.reason.value,
         note=body.note,
         started_at=now,
-        started_by=caller.subject,
+        started_by=actor,
     )
     session.add(new)
     return new
 
 
-def _close(span: Ownership, caller: Caller, now: datetime, reason: str) -> None:
+def _close(span: Ownership, actor: str, now: datetime, reason: str) -> None:
     span.ended_at = now
-    span.ended_by = caller.subject
+    span.ended_by = actor
     span.end_reason = reason
 
 
