@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from crmkit.auth import CurrentCaller
-from crmkit.errors import NotFound
+from crmkit.clock import business_today
+from crmkit.errors import Forbidden, NotFound
 from crmkit.http import SessionDep, get_runtime
 from crmkit.schemas import Page
-from services.assignment import access, service
+from services.assignment import access, rules, service
 from services.assignment.api_claims import router as claims_router
 from services.assignment.api_handovers import router as handovers_router
 from services.assignment.models import Ownership, Staff
@@ -22,6 +23,9 @@ from services.assignment.schemas import (
     OrgUnitOut,
     OwnerOut,
     OwnershipOut,
+    PlacementOut,
+    RunIn,
+    RunOut,
     StaffIn,
     StaffOut,
     StaffPatch,
@@ -176,6 +180,52 @@ def post_assignment(
     new, ended = service.assign(session, recorder, body, caller)
     return AssignmentOut(
         customer_id=body.customer_id, mode=body.mode.value, owner=_span(new), previous=_span(ended)
+    )
+
+
+@owners_router.post("/assignment-runs", response_model=RunOut)
+def post_assignment_run(
+    body: RunIn, caller: CurrentCaller, session: SessionDep, request: Request
+) -> RunOut:
+    """Apply the assignment rules (policy data) to the unowned customers of a subtree.
+
+    With ``dry_run`` (the default) nothing changes: each customer is shown with the rule that
+    decided it and the staff member it would go to, or why nobody could take it.
+    """
+    scope = body.org_unit or caller.org_unit
+    if not access.may_manage(caller, scope):
+        raise Forbidden(f"you may not assign customers of {scope}")
+    runtime = get_runtime(request)
+    plan = rules.plan(session, scope, business_today(), body.limit)
+    session.rollback()  # the plan is read; applying writes in transactions of its own
+    applied = 0
+    if not body.dry_run:
+        applied = rules.apply(
+            runtime.session_factory,
+            runtime.recorder,
+            plan.placements,
+            caller.subject,
+            plan.policy.version,
+        )
+    placed = len(plan.placed)
+    return RunOut(
+        policy_version=plan.policy.version,
+        dry_run=body.dry_run,
+        considered=len(plan.placements),
+        placed=placed,
+        unplaced=len(plan.placements) - placed,
+        applied=applied,
+        by_rule=plan.by_rule(),
+        items=[
+            PlacementOut(
+                customer_id=p.customer_id,
+                rule=p.rule,
+                staff_id=p.staff_id,
+                org_unit=p.org_unit,
+                reason=p.reason,
+            )
+            for p in plan.placements
+        ],
     )
 
 

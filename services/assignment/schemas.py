@@ -193,3 +193,32 @@ class BookEntry(BaseModel):
     org_unit: str | None
     reason: str
     since: datetime
+
+
+class RunIn(BaseModel):
+    """Apply the assignment rules to the unowned customers of a subtree."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(default=True, description="Plan only: show who would get whom, and why")
+    org_unit: OrgPath | None = Field(default=None, description="The subtree (default: yours)")
+    limit: int = Field(default=1000, ge=1, le=100_000, description="Customers considered at most")
+
+
+class PlacementOut(BaseModel):
+    customer_id: str
+    rule: str | None
+    staff_id: str | None
+    org_unit: str | None
+    reason: str
+
+
+class RunOut(BaseModel):
+    policy_version: str
+    dry_run: bool
+    considered: int
+    placed: int
+    unplaced: int
+    applied: int
+    by_rule: dict[str, int]
+    items: list[PlacementOut]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+from crmkit.clock import BUSINESS_TZ as BUSINESS_TZ  # re-exported: the service's modules use them
+from crmkit.clock import business_today as business_today
+
 CUSTOMERS_PATH = "/api/v1/customers"
 
 # Allowed status changes 客户状态. A target becomes active when it opens a relationship; a closed
@@ -47,11 +47,6 @@ class _Named(Protocol):
     name: str
     name_key: str
     name_stem: str
-
-
-def business_today() -> date:
-    """Today's business date (Asia/Shanghai)."""
-    return datetime.now(BUSINESS_TZ).date()
 
 
 def name_key(name: str) -> str:
