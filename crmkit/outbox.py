@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from crmkit import metrics
 from crmkit.db import KitTables, utcnow
-from crmkit.events import Envelope, EventSpec, build_envelope
+from crmkit.events import Envelope, EventSpec, build_envelope, envelope_json
 from crmkit.heap import gc_paused
 from crmkit.kafka import ConnectionCounter, TopicAdmin, make_producer
 from crmkit.leader import LeaderLock
@@ -194,9 +194,8 @@ class EventRecorder:
         """An event validated and serialized ahead of its transaction (pure: no session), for
         work that builds many events apart from writing them (a bulk import's worker
         processes); :meth:`write` puts it in the outbox."""
-        return self.prepared(
-            spec, build_envelope(spec, data, source=self.source, key=key, actor=actor)
-        )
+        event_id, payload = envelope_json(spec, data, source=self.source, key=key, actor=actor)
+        return PreparedEvent(self.kafka.topic(spec.stream), key, event_id, spec.type, payload)
 
     def prepared(self, spec: EventSpec, envelope: Envelope) -> PreparedEvent:
         return PreparedEvent(

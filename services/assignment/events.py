@@ -21,3 +21,12 @@ OWNERSHIP_RELEASED = EventSpec(
 )
 
 PUBLISHED: tuple[EventSpec, ...] = (OWNERSHIP_ASSIGNED, OWNERSHIP_TRANSFERRED, OWNERSHIP_RELEASED)
+
+HANDOVER_STARTED = EventSpec(
+    "handover.started", 1, STREAM, "A staff member's book was frozen for handover (离岗交接)"
+)
+HANDOVER_COMPLETED = EventSpec(
+    "handover.completed", 1, STREAM, "Every customer of a frozen book moved to its new owner"
+)
+
+PUBLISHED += (HANDOVER_STARTED, HANDOVER_COMPLETED)

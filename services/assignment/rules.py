@@ -16,7 +16,7 @@ done again without it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -38,6 +38,7 @@ from services.assignment.service import book_sizes
 
 POLICY_DIR = Path(__file__).with_name("policy") / "rules"
 OWNERSHIPS = Base.metadata.tables[Ownership.__tablename__]
+PROFILES = Base.metadata.tables[CustomerProfile.__tablename__]
 CHUNK = 2000
 _ATTEMPTS = 3
 
@@ -61,6 +62,29 @@ class Condition(BaseModel):
     loans_at_least: Decimal | None = None
     deposits_at_least: Decimal | None = None
 
+    def compiled(self) -> Callable[[Facts], bool]:
+        """The condition as one function of the facts (a run tests every customer)."""
+        tests: list[Callable[[Facts], bool]] = []
+        if self.any_of is not None:
+            alternatives = [x.compiled() for x in self.any_of]
+            tests.append(lambda c: any(t(c) for t in alternatives))
+        for name in ("kind", "value_tier", "wealth_layer", "vip_level"):
+            allowed = getattr(self, f"{name}_in")
+            if allowed is not None:
+                tests.append(_member(name, frozenset(allowed)))
+        if self.products_any is not None:
+            wanted = frozenset(self.products_any)
+            tests.append(lambda c: bool(wanted & c.products))
+        for name in ("loans", "deposits"):
+            floor = getattr(self, f"{name}_at_least")
+            if floor is not None:
+                tests.append(_at_least(name, floor))
+        if not tests:
+            return lambda c: True
+        if len(tests) == 1:
+            return tests[0]
+        return lambda c: all(t(c) for t in tests)
+
     def holds(self, c: Facts) -> bool:
         if self.any_of is not None and not any(x.holds(c) for x in self.any_of):
             return False
@@ -79,6 +103,14 @@ class Condition(BaseModel):
         return not (
             self.deposits_at_least is not None and (c.deposits or 0) < self.deposits_at_least
         )
+
+
+def _member(name: str, allowed: frozenset[str]) -> Callable[[Facts], bool]:
+    return lambda c: getattr(c, name) in allowed
+
+
+def _at_least(name: str, floor: Decimal) -> Callable[[Facts], bool]:
+    return lambda c: (getattr(c, name) or 0) >= floor
 
 
 class Rule(BaseModel):
@@ -193,10 +225,11 @@ class Plan:
 _UNLIMITED = 10**9
 
 
-def _ancestors(org_unit: str) -> list[str]:
+@cache
+def _ancestors(org_unit: str) -> tuple[str, ...]:
     """The unit and the units above it, nearest first."""
     parts = org_unit.rstrip("/").split("/")
-    return ["/".join(parts[:n]) for n in range(len(parts), 1, -1)]
+    return tuple("/".join(parts[:n]) for n in range(len(parts), 1, -1))
 
 
 class Planner:
@@ -204,6 +237,7 @@ class Planner:
 
     def __init__(self, policy: RulePolicy, staff: Iterable[tuple[Staff, int]]) -> None:
         self.policy = policy
+        self._rules = [(rule, rule.when.compiled()) for rule in policy.rules]
         self._never_for_vip = frozenset(policy.constraints.never_for_vip)
         self._slots: dict[tuple[str, str], list[_Slot]] = {}
         for member, held in staff:
@@ -213,7 +247,7 @@ class Planner:
                 self._slots.setdefault((member.org_unit, role), []).append(slot)
 
     def place(self, c: Facts) -> Placement:
-        rule = next((r for r in self.policy.rules if r.when.holds(c)), None)
+        rule = next((r for r, applies in self._rules if applies(c)), None)
         if rule is None:
             return Placement(c.customer_id, None, None, None, "no rule applies")
         roles = [r for r in rule.roles if not (c.vip_level and r in self._never_for_vip)]
@@ -243,40 +277,48 @@ class Planner:
 
 def unowned_customers(session: Session, scope: str, limit: int | None) -> list[Facts]:
     """Customers of ``scope`` (not closed) without an owner, with their profiles, by id."""
+    refs, profiles = customer_refs.c, PROFILES.c
     open_span = exists().where(
-        and_(Ownership.customer_id == customer_refs.c.customer_id, Ownership.ended_at.is_(None))
+        and_(Ownership.customer_id == refs.customer_id, Ownership.ended_at.is_(None))
     )
     query = (
-        select(customer_refs, CustomerProfile)
-        .outerjoin(CustomerProfile, CustomerProfile.customer_id == customer_refs.c.customer_id)
-        .where(~open_span, customer_refs.c.status != "closed")
-        .order_by(customer_refs.c.customer_id)
+        select(
+            refs.customer_id,
+            refs.org_unit,
+            refs.business_line,
+            refs.kind,
+            profiles.value_tier,
+            profiles.wealth_layer,
+            profiles.vip_level,
+            profiles.loans,
+            profiles.deposits,
+            profiles.products,
+        )
+        .outerjoin(PROFILES, profiles.customer_id == refs.customer_id)
+        .where(~open_span, refs.status != "closed")
+        .order_by(refs.customer_id)
     )
     if scope not in ("", "/"):
         query = query.where(
-            (customer_refs.c.org_unit == scope)
-            | customer_refs.c.org_unit.startswith(scope + "/", autoescape=True)
+            (refs.org_unit == scope) | refs.org_unit.startswith(scope + "/", autoescape=True)
         )
     if limit is not None:
         query = query.limit(limit)
-    out: list[Facts] = []
-    for row in session.execute(query):
-        profile: CustomerProfile | None = row.CustomerProfile
-        out.append(
-            Facts(
-                customer_id=row.customer_id,
-                org_unit=row.org_unit,
-                business_line=row.business_line,
-                kind=row.kind,
-                value_tier=profile.value_tier if profile else None,
-                wealth_layer=profile.wealth_layer if profile else None,
-                vip_level=profile.vip_level if profile else None,
-                loans=profile.loans if profile else None,
-                deposits=profile.deposits if profile else None,
-                products=frozenset(profile.products) if profile else frozenset(),
-            )
+    return [
+        Facts(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            frozenset(row[9]) if row[9] else frozenset(),
         )
-    return out
+        for row in session.execute(query).all()
+    ]
 
 
 def staff_in(session: Session, scope: str) -> list[tuple[Staff, int]]:

@@ -205,7 +205,7 @@ def book_sizes(session: Session, staff_ids: list[str]) -> dict[str, int]:
 
 
 # -- owners -------------------------------------------------------------------------------------
-def _customer_unit(session: Session, customer_id: str) -> str | None:
+def customer_unit(session: Session, customer_id: str) -> str | None:
     unit: str | None = session.execute(
         select(customer_refs.c.org_unit).where(customer_refs.c.customer_id == customer_id)
     ).scalar_one_or_none()
@@ -223,7 +223,7 @@ def current_owner(session: Session, customer_id: str, *, lock: bool = False) -> 
 
 def check_readable_customer(session: Session, customer_id: str, caller: Caller) -> None:
     """The caller may read the owners of this customer (its subtree, or they own it)."""
-    unit = _customer_unit(session, customer_id)
+    unit = customer_unit(session, customer_id)
     owner = current_owner(session, customer_id)
     if owner is not None and owner.staff_id == caller.subject:
         return
@@ -241,7 +241,7 @@ def owner_history(session: Session, customer_id: str) -> list[Ownership]:
     )
 
 
-def _eligible_staff(
+def eligible_staff(
     session: Session, staff_id: str, may_take: Callable[[Staff], bool] | None
 ) -> Staff:
     """The new owner: active, of a role that holds a book, with room, book not frozen, and
@@ -281,7 +281,7 @@ def assign(
 ) -> tuple[Ownership | None, Ownership | None]:
     """Assign, transfer or release as ``caller`` (administrators, and the heads of the
     customer's and the new owner's subtree); returns (the open span after, the one ended)."""
-    unit = _customer_unit(session, body.customer_id)
+    unit = customer_unit(session, body.customer_id)
     if unit is None:
         raise NotFound(f"no customer {body.customer_id} (not known here yet)")
     if not access.may_manage(caller, unit):
@@ -311,7 +311,7 @@ def change_owner(
     handover (``within_handover``).
     """
     _check_body(body)
-    if _customer_unit(session, body.customer_id) is None:
+    if customer_unit(session, body.customer_id) is None:
         raise NotFound(f"no customer {body.customer_id} (not known here yet)")
     now = utcnow()
     current = current_owner(session, body.customer_id, lock=True)
@@ -321,7 +321,7 @@ def change_owner(
                 f"customer {body.customer_id} is owned by {current.staff_id}; transfer it",
                 current_owner=current.staff_id,
             )
-        staff = _eligible_staff(session, _given(body.staff_id), may_take)
+        staff = eligible_staff(session, _given(body.staff_id), may_take)
         new = _open(session, body, staff, actor, now)
         recorder.record(
             session,
@@ -369,7 +369,7 @@ def change_owner(
         )
         _commit(session, body.customer_id)
         return None, current
-    staff = _eligible_staff(session, _given(body.staff_id), may_take)
+    staff = eligible_staff(session, _given(body.staff_id), may_take)
     session.flush()  # the span ends before the next opens: one open span at any instant
     new = _open(session, body, staff, actor, now)
     recorder.record(

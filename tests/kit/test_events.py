@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -102,3 +103,32 @@ def test_a_built_envelope_is_what_validating_its_fields_gives() -> None:
     validated = Envelope.model_validate(env.model_dump())
     assert validated == env
     assert validated.model_dump_json() == env.model_dump_json()
+
+
+def test_an_envelope_written_without_the_model_is_the_models_json() -> None:
+    from crmkit.events import envelope_json
+
+    tokens = (context.correlation_id.set("corr-9"), context.causation_id.set("cause-9"))
+    try:
+        event_id, raw = envelope_json(SPEC, PAYLOAD, source="customer", key="k", actor="u1")
+        model = build_envelope(SPEC, PAYLOAD, source="customer", key="k", actor="u1")
+    finally:
+        context.correlation_id.reset(tokens[0])
+        context.causation_id.reset(tokens[1])
+    parsed = Envelope.from_bytes(raw.encode())
+    assert str(parsed.id) == event_id and parsed.correlation_id == "corr-9"
+    # The same fields, in the same order and form, as the model writes them.
+    mine = json.loads(raw)
+    theirs = json.loads(model.model_dump_json())
+    assert list(mine) == list(theirs)
+    for name in ("id", "occurred_at"):
+        mine.pop(name), theirs.pop(name)
+    assert mine == theirs
+    assert raw.split('"occurred_at":"')[1][26] == "Z"  # UTC written as the model writes it
+
+
+def test_an_invalid_payload_is_refused_without_the_model_too() -> None:
+    from crmkit.events import envelope_json
+
+    with pytest.raises(EventSchemaViolation):
+        envelope_json(SPEC, {**PAYLOAD, "customer_id": "x"}, source="s", key=None, actor=None)
