@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.db import utcnow
+from crmkit.heap import gc_paused
 from crmkit.outbox import EventRecorder, insert_rows
 from crmkit.policy import load_policy_file
 from services.assignment import access, events
@@ -336,8 +337,9 @@ def staff_in(session: Session, scope: str) -> list[tuple[Staff, int]]:
 def plan(session: Session, scope: str, day: date, limit: int | None = None) -> Plan:
     policy = policy_on(day)
     planner = Planner(policy, staff_in(session, scope))
-    customers = unowned_customers(session, scope, limit)
-    return Plan(policy, [planner.place(c) for c in customers])
+    with gc_paused():  # every customer's facts and placement live until the plan is done
+        customers = unowned_customers(session, scope, limit)
+        return Plan(policy, [planner.place(c) for c in customers])
 
 
 # -- applying -----------------------------------------------------------------------------------
@@ -357,7 +359,7 @@ def apply(
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start : start + CHUNK]
         for attempt in range(1, _ATTEMPTS + 1):
-            with sessions() as session:
+            with gc_paused(), sessions() as session:
                 try:
                     _write(session, recorder, chunk, actor, version)
                     session.commit()
