@@ -26,6 +26,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
         "target-lists",
         "reports/responsibility",
         "reports/lead-funnel",
+        "reports/maintainers",
+        "upgrade-proposals",
         "org-units",
         "staff",
         "ownerships",

@@ -14,6 +14,10 @@ from crmkit.schemas import Page
 from services.assignment import access, rules, service
 from services.assignment.api_claims import router as claims_router
 from services.assignment.api_handovers import router as handovers_router
+from services.assignment.api_leads import router as leads_router
+from services.assignment.api_reports import router as reports_router
+from services.assignment.api_teams import router as teams_router
+from services.assignment.api_upgrades import router as upgrades_router
 from services.assignment.models import Ownership, Staff
 from services.assignment.schemas import (
     AssignmentIn,
@@ -253,4 +257,8 @@ routers: list[APIRouter] = [
     owners_router,
     claims_router,
     handovers_router,
+    teams_router,
+    upgrades_router,
+    leads_router,
+    reports_router,
 ]

@@ -20,6 +20,7 @@ from crmkit.consumer import HandlerRegistry
 from crmkit.db import utcnow
 from crmkit.events import Envelope
 from crmkit.replicas import CUSTOMER_STREAM, apply_customer_events
+from services.assignment import upgrades
 from services.assignment.models import Base, CustomerProfile, customer_refs
 
 registry = HandlerRegistry()
@@ -71,6 +72,7 @@ def tier_changed(session: Session, event: Envelope) -> None:
     for name in _TIERS:
         setattr(profile, name, event.data[name])
     profile.updated_at = utcnow()
+    upgrades.on_tier_changed(session, event)
 
 
 @registry.on(CUSTOMER_STREAM, "customer.financials_updated", versions=(1,))

@@ -119,4 +119,10 @@ class Ownership(Base):
 
 
 # The tables of the other capabilities, in modules of their own, registered on the same metadata.
-from services.assignment import models_claims, models_handovers  # noqa: E402, F401
+from services.assignment import (  # noqa: E402, F401
+    models_claims,
+    models_handovers,
+    models_leads,
+    models_teams,
+    models_upgrades,
+)

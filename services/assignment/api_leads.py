@@ -1,0 +1,7 @@
+"""Routes of the leads of the assignment service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["leads"])

@@ -1,0 +1,3 @@
+"""Tables of the teams of the assignment service."""
+
+from __future__ import annotations
