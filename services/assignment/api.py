@@ -83,10 +83,14 @@ def list_org_units(
 # -- staff --------------------------------------------------------------------------------------
 @staff_router.post("", status_code=status.HTTP_201_CREATED, response_model=StaffOut)
 def create_staff(
-    body: StaffIn, caller: CurrentCaller, session: SessionDep, response: Response
+    body: StaffIn,
+    caller: CurrentCaller,
+    session: SessionDep,
+    response: Response,
+    request: Request,
 ) -> StaffOut:
     """Add a staff member (administrators, or the heads of the unit's subtree)."""
-    staff = service.create_staff(session, body, caller)
+    staff = service.create_staff(session, get_runtime(request).recorder, body, caller)
     response.headers["Location"] = f"{service.STAFF_PATH}/{staff.id}"
     _etag(response, staff.version)
     return _staff_out(staff, 0)
@@ -131,10 +135,12 @@ def update_staff(
     caller: CurrentCaller,
     session: SessionDep,
     response: Response,
+    request: Request,
     if_match: Annotated[str | None, Header()] = None,
 ) -> StaffOut:
     """Change a staff record, naming the version read (If-Match or ``version``)."""
-    staff = service.update_staff(session, staff_id, body, caller, if_match)
+    recorder = get_runtime(request).recorder
+    staff = service.update_staff(session, recorder, staff_id, body, caller, if_match)
     _etag(response, staff.version)
     return _staff_out(staff, service.book_sizes(session, [staff.id]).get(staff.id, 0))
 

@@ -20,13 +20,24 @@ OWNERSHIP_RELEASED = EventSpec(
     "ownership.released", 1, STREAM, "A staff member no longer owns or serves the customer"
 )
 
-PUBLISHED: tuple[EventSpec, ...] = (OWNERSHIP_ASSIGNED, OWNERSHIP_TRANSFERRED, OWNERSHIP_RELEASED)
-
 HANDOVER_STARTED = EventSpec(
     "handover.started", 1, STREAM, "A staff member's book was frozen for handover (离岗交接)"
 )
 HANDOVER_COMPLETED = EventSpec(
     "handover.completed", 1, STREAM, "Every customer of a frozen book moved to its new owner"
 )
+STAFF_CHANGED = EventSpec(
+    "staff.changed",
+    1,
+    STREAM,
+    "A staff member was added or changed: roles, line, grade, unit, capacity, status",
+)
 
-PUBLISHED += (HANDOVER_STARTED, HANDOVER_COMPLETED)
+PUBLISHED: tuple[EventSpec, ...] = (
+    OWNERSHIP_ASSIGNED,
+    OWNERSHIP_TRANSFERRED,
+    OWNERSHIP_RELEASED,
+    HANDOVER_STARTED,
+    HANDOVER_COMPLETED,
+    STAFF_CHANGED,
+)

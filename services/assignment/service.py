@@ -85,7 +85,49 @@ def _unit(session: Session, path: str, field: str = "org_unit") -> OrgUnit:
     return unit
 
 
-def create_staff(session: Session, body: StaffIn, caller: Caller) -> Staff:
+_STAFF_FIELDS = (
+    "name",
+    "roles",
+    "business_line",
+    "grade",
+    "grade_certified_on",
+    "grade_expires_on",
+    "org_unit",
+    "capacity",
+    "status",
+)
+
+
+def _staff_fields(staff: Staff) -> dict[str, Any]:
+    return {name: getattr(staff, name) for name in _STAFF_FIELDS}
+
+
+def _announce_staff(
+    session: Session, recorder: EventRecorder, staff: Staff, changed: list[str], actor: str
+) -> None:
+    """``staff.changed`` with the whole record after the change (flushed: its new version)."""
+    session.flush()
+    recorder.record(
+        session,
+        events.STAFF_CHANGED,
+        {
+            "staff_id": staff.id,
+            "name": staff.name,
+            "roles": list(staff.roles),
+            "business_line": staff.business_line,
+            "grade": staff.grade,
+            "org_unit": staff.org_unit,
+            "capacity": staff.capacity,
+            "status": staff.status,
+            "version": staff.version,
+            "changed": changed,
+        },
+        key=staff.id,
+        actor=actor,
+    )
+
+
+def create_staff(session: Session, recorder: EventRecorder, body: StaffIn, caller: Caller) -> Staff:
     if not access.may_manage(caller, body.org_unit):
         raise Forbidden(f"you may not add staff to {body.org_unit}")
     _unit(session, body.org_unit)
@@ -108,6 +150,7 @@ def create_staff(session: Session, body: StaffIn, caller: Caller) -> Staff:
         updated_at=now,
     )
     session.add(staff)
+    _announce_staff(session, recorder, staff, list(_STAFF_FIELDS), caller.subject)
     session.commit()
     return staff
 
@@ -129,13 +172,19 @@ def load_staff(session: Session, staff_id: str, caller: Caller) -> Staff:
 
 
 def update_staff(
-    session: Session, staff_id: str, patch: StaffPatch, caller: Caller, if_match: str | None
+    session: Session,
+    recorder: EventRecorder,
+    staff_id: str,
+    patch: StaffPatch,
+    caller: Caller,
+    if_match: str | None,
 ) -> Staff:
     staff = load_staff(session, staff_id, caller)
     if not access.may_manage(caller, staff.org_unit):
         raise Forbidden(f"you may not change staff of {staff.org_unit}")
     check_version(f"staff {staff.id}", staff.version, patch.version, if_match)
     given = patch.model_fields_set - {"version"}
+    before = _staff_fields(staff)
     if "org_unit" in given and patch.org_unit is not None:
         if not access.may_manage(caller, patch.org_unit):
             raise Forbidden(f"you may not move staff to {patch.org_unit}")
@@ -151,8 +200,13 @@ def update_staff(
     if "status" in given and patch.status is not None:
         staff.status = patch.status.value
     _check_grade_dates(staff.grade_certified_on, staff.grade_expires_on)
+    after = _staff_fields(staff)
+    changed = [name for name in _STAFF_FIELDS if before[name] != after[name]]
+    if not changed:
+        return staff  # the same values again are no change: no new version, no event
     staff.updated_at = utcnow()
     try:
+        _announce_staff(session, recorder, staff, changed, caller.subject)
         session.commit()
     except StaleDataError as exc:
         session.rollback()

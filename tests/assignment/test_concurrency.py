@@ -65,7 +65,7 @@ def test_fifty_conflicting_assignments_leave_exactly_one_owner(
                 staff = StaffIn(
                     id=f"m{n:02d}", name=f"M{n}", roles=["customer_manager"], org_unit="/HQ/U01"
                 )
-                create_staff(session, staff, ADMIN)
+                create_staff(session, runtime.recorder, staff, ADMIN)
         customer_id = known_customer(api, org_unit="/HQ/U01")
 
         assigned = _race(
@@ -116,4 +116,6 @@ def test_fifty_conflicting_assignments_leave_exactly_one_owner(
         outbox = runtime.tables.outbox
         with runtime.engine.connect() as conn:
             types = Counter(conn.execute(select(outbox.c.event_type)).scalars())
-        assert types == Counter({"ownership.assigned": 1, "ownership.transferred": 1})
+        assert types == Counter(
+            {"ownership.assigned": 1, "ownership.transferred": 1, "staff.changed": RIVALS}
+        )

@@ -260,3 +260,27 @@ def test_profiles_follow_the_customer_events(org: Api) -> None:
         assert str(profile.deposits) == "1200000.00"  # the later day's figures stay
         assert profile.products == ["deposit", "wealth"]
         assert profile.kind == "individual" and profile.segment == "stock"
+
+
+def test_staff_changes_are_announced_with_the_whole_record(org: Api) -> None:
+    head = org.as_("head.sun")
+    added = events(org, "staff.changed")
+    assert {e["staff_id"] for e in added} >= {"manager.li", "head.sun", "teller.wang"}
+    li = next(e for e in added if e["staff_id"] == "manager.li")
+    assert (li["version"], li["capacity"], li["status"], li["_key"]) == (
+        1,
+        3,
+        "active",
+        "manager.li",
+    )
+    url = "/api/v1/staff/manager.li"
+    resp = head.patch(url, json={"capacity": 9, "business_line": "personal", "version": 1})
+    assert resp.status_code == 200, resp.text
+    changed = events(org, "staff.changed")[-1]
+    assert changed["changed"] == ["business_line", "capacity"]
+    assert (changed["version"], changed["capacity"], changed["business_line"]) == (2, 9, "personal")
+    # The same values again change nothing: no new version, no event.
+    count = len(events(org, "staff.changed"))
+    again = head.patch(url, json={"capacity": 9, "version": 2})
+    assert again.status_code == 200 and again.json()["version"] == 2
+    assert len(events(org, "staff.changed")) == count
