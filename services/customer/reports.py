@@ -83,7 +83,6 @@ ZERO = Decimal("0")
 CENT = Decimal("0.01")
 UNASSIGNED = "unassigned"
 OTHER_BANK_PREFIX = "other_bank"
-BOM = "\ufeff"
 # Rows fetched per round trip while tallying or streaming; memory stays flat for any scope.
 BATCH_ROWS = 1000
 STATISTICS_LEFT_OUT_STATUSES = ("closed",)

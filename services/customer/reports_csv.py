@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
-from decimal import Decimal
-from enum import StrEnum
 
-from services.customer.reports import BOM
+from crmkit.csvout import BOM, csv_cell
 from services.customer.schemas import Segment
 from services.customer.schemas_reports import (
     FIGURE_COLUMNS,
@@ -19,22 +16,6 @@ from services.customer.schemas_reports import (
 )
 
 TOTAL = "total"
-# Characters that make Excel read a cell as a formula; free text is prefixed to stay text.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: object) -> str:
-    """One CSV cell: money with 2 places, enums by value, blank for None, formulas defused."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _figure_cells(figures: Figures) -> list[str]:

@@ -13,19 +13,18 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
+from crmkit.csvout import BOM, csv_cell
 from crmkit.schemas import Page
 from services.customer import access
 from services.customer.models import Customer, FinancialSnapshot
 from services.customer.reports import (
     BATCH_ROWS,
-    BOM,
     ensure_may_read_reports,
     first_address,
     in_scope,
     newest_snapshot,
     responsible_manager,
 )
-from services.customer.reports_csv import csv_cell
 from services.customer.schemas import Segment
 from services.customer.schemas_reports import REGISTER_COLUMNS, RegisterRow
 
