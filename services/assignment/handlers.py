@@ -88,5 +88,6 @@ def financials_updated(session: Session, event: Envelope) -> None:
     profile.deposits = Decimal(data["deposits"])
     profile.loans = Decimal(data["loans"])
     profile.aum = Decimal(data["aum"])
+    profile.overdue_amount = Decimal(data["overdue_amount"])
     profile.products = sorted(set(data.get("products") or []))
     profile.updated_at = utcnow()

@@ -40,6 +40,9 @@ class CustomerProfile(Base):
     deposits: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     loans: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     aum: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    overdue_amount: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    # A risk flag of the rating service (anomaly 异常); it publishes none yet: set by nothing.
+    risk_flag: Mapped[str | None] = mapped_column(String(40), nullable=True)
     products: Mapped[list[str]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
