@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+
+
+class ReportFormat(StrEnum):
+    """How a report is delivered: JSON, or CSV for Excel (UTF-8 with a byte-order mark)."""
+
+    json = "json"
+    csv = "csv"
 
 
 class Page(BaseModel, Generic[T]):

@@ -11,12 +11,12 @@ from fastapi.responses import StreamingResponse
 from crmkit.auth import CurrentCaller
 from crmkit.clock import business_today
 from crmkit.http import SessionDep
+from crmkit.schemas import ReportFormat
 from services.assignment import reports, service
 from services.assignment.schemas import BusinessLine
 from services.assignment.schemas_reports import (
     BookSummary,
     MaintainersReport,
-    ReportFormat,
     ResponsibilityReport,
 )
 

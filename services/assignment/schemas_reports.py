@@ -24,11 +24,6 @@ Ratio = Annotated[
 ]
 
 
-class ReportFormat(StrEnum):
-    json = "json"
-    csv = "csv"
-
-
 class Post(StrEnum):
     """The maintainer's post as 附件3 names it, from their roles (the highest one counts)."""
 

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from crmkit.auth import CurrentCaller
 from crmkit.http import SessionDep
-from crmkit.schemas import Page
+from crmkit.schemas import Page, ReportFormat
 from services.customer import reports, reports_csv, reports_register
 from services.customer.context import CustomerContext
 from services.customer.domain import business_today
@@ -18,7 +18,6 @@ from services.customer.schemas import Segment
 from services.customer.schemas_reports import (
     GroupBy,
     RegisterRow,
-    ReportFormat,
     SegmentationReport,
 )
 from services.customer.tier_policy import TierPolicyBook

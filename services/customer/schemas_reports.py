@@ -12,13 +12,6 @@ from pydantic import BaseModel, Field
 from services.customer.schemas import CustomerKind, Importance, Money, Segment, Status
 
 
-class ReportFormat(StrEnum):
-    """How a report is delivered: JSON, or CSV for Excel (UTF-8 with a byte-order mark)."""
-
-    json = "json"
-    csv = "csv"
-
-
 class GroupBy(StrEnum):
     """The rows of the segmentation statistics: each customer's own org unit, or its manager."""
 
