@@ -226,6 +226,19 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=20)
 
 
+def in_subtree(column: Any, org_unit: str) -> ColumnElement[bool]:
+    """``column`` (an org-unit path) is ``org_unit`` or lies below it: a prefix of whole path
+    segments (a path may hold "_", a LIKE wildcard, so the prefix is escaped). The root ("/" or
+    "") holds every unit."""
+    unit = org_unit.rstrip("/")
+    if not unit:
+        return cast("ColumnElement[bool]", column.is_not(None))
+    return cast(
+        "ColumnElement[bool]",
+        (column == unit) | column.startswith(unit + "/", autoescape=True),
+    )
+
+
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """``column IN values`` for a long list: on PostgreSQL one array parameter (``= ANY``), which
     the driver sends as it is, where an ``IN`` list costs a parameter per value to convert."""

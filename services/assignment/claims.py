@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from services.assignment import access, service
@@ -176,12 +176,7 @@ def list_claims(
     if not caller.has_role(ROLE_ADMIN):
         scope = Claim.claimant_id == caller.subject
         if caller.has_role(*access.MANAGERS):
-            unit = caller.org_unit.rstrip("/")
-            scope = (
-                scope
-                | (Claim.org_unit == unit)
-                | Claim.org_unit.startswith(unit + "/", autoescape=True)
-            )
+            scope = scope | in_subtree(Claim.org_unit, caller.org_unit)
         query = query.where(scope)
     if status:
         query = query.where(Claim.status == status)

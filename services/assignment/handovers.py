@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from services.assignment import access, events, service
@@ -171,11 +171,7 @@ def list_handovers(
     if caller.has_role(ROLE_ADMIN):
         pass
     elif caller.has_role(*access.READERS):
-        scope = caller.org_unit.rstrip("/")
-        query = query.where(
-            (Handover.org_unit == scope)
-            | Handover.org_unit.startswith(scope + "/", autoescape=True)
-        )
+        query = query.where(in_subtree(Handover.org_unit, caller.org_unit))
     else:
         query = query.where(Handover.staff_id == caller.subject)
     if status:

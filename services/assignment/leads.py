@@ -25,12 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.assignment import access
 from services.assignment.models import OrgUnit, Staff
 from services.assignment.models_leads import Lead, LeadArea, LeadBid, LeadStageChange, LeadSubArea
-from services.assignment.rules import _ancestors
+from services.assignment.rules import ancestors
 from services.assignment.schemas_leads import (
     AreaIn,
     AreaKind,
@@ -99,10 +99,7 @@ def line_for(area_kind: str, lead_kind: str) -> str:
 
 
 def _subtree(column: Any, unit: str) -> ColumnElement[bool]:
-    unit = unit.rstrip("/")
-    if not unit:
-        return column.is_not(None)  # type: ignore[no-any-return]
-    return (column == unit) | column.startswith(unit + "/", autoescape=True)  # type: ignore[no-any-return]
+    return in_subtree(column, unit)
 
 
 def _book_staff(session: Session, caller: Caller) -> Staff:
@@ -309,7 +306,7 @@ def claim(session: Session, lead_id: str, body: NoteIn, caller: Caller) -> Lead:
     lead = session.scalars(select(Lead).where(Lead.id == lead_id).with_for_update()).one_or_none()
     if lead is None:
         raise NotFound(f"no target-list entry {lead_id}")
-    units = _ancestors(lead.org_unit)
+    units = ancestors(lead.org_unit)
     neighbourhood = units[1] if len(units) > 1 else units[0]
     if not (staff.org_unit == neighbourhood or staff.org_unit.startswith(neighbourhood + "/")):
         if not _visible(lead, caller):
@@ -385,7 +382,7 @@ def choose(session: Session, lead: Lead) -> Choice:
         contracted = _active(session, sub.staff_id if sub is not None else None)
         if contracted is not None:
             return Choice(contracted.id, "sub_area", f"{lead.sub_area} is contracted to them")
-    top = _ancestors(lead.org_unit)[-1]
+    top = ancestors(lead.org_unit)[-1]
     members = [
         s
         for s in session.scalars(
@@ -400,7 +397,7 @@ def choose(session: Session, lead: Lead) -> Choice:
     ids = [s.id for s in members]
     held, books = open_entries(session, ids), book_sizes(session, ids)
     industry = _same_industry(session, ids, lead)
-    for unit in _ancestors(lead.org_unit):  # nearest first: the unit, then its parent's subtree
+    for unit in ancestors(lead.org_unit):  # nearest first: the unit, then its parent's subtree
         near = [s for s in members if s.org_unit == unit or s.org_unit.startswith(unit + "/")]
         if not near:
             continue
@@ -562,7 +559,7 @@ def _scope(caller: Caller) -> ColumnElement[bool] | None:
     if caller.has_role(ROLE_ADMIN):
         return None
     me = caller.subject
-    bid_scopes = [*_ancestors(caller.org_unit), "/"] if caller.org_unit.strip("/") else ["/"]
+    bid_scopes = [*ancestors(caller.org_unit), "/"] if caller.org_unit.strip("/") else ["/"]
     scope = or_(
         Lead.marketer_id == me,
         Lead.created_by == me,

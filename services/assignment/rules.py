@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import and_, exists, select
+from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.heap import gc_paused
 from crmkit.outbox import EventRecorder, insert_rows
 from crmkit.policy import load_policy_file
@@ -227,7 +227,7 @@ _UNLIMITED = 10**9
 
 
 @cache
-def _ancestors(org_unit: str) -> tuple[str, ...]:
+def ancestors(org_unit: str) -> tuple[str, ...]:
     """The unit and the units above it, nearest first."""
     parts = org_unit.rstrip("/").split("/")
     return tuple("/".join(parts[:n]) for n in range(len(parts), 1, -1))
@@ -252,7 +252,7 @@ class Planner:
         if rule is None:
             return Placement(c.customer_id, None, None, None, "no rule applies")
         roles = [r for r in rule.roles if not (c.vip_level and r in self._never_for_vip)]
-        for unit in _ancestors(c.org_unit):
+        for unit in ancestors(c.org_unit):
             for role in roles:
                 best: _Slot | None = None
                 for slot in self._slots.get((unit, role), ()):
@@ -276,59 +276,59 @@ class Planner:
         )
 
 
+def facts_query() -> Select[Any]:
+    """What the rules read of customers: their copy joined with their profile (if any)."""
+    refs, profiles = customer_refs.c, PROFILES.c
+    return select(
+        refs.customer_id,
+        refs.org_unit,
+        refs.business_line,
+        refs.kind,
+        profiles.value_tier,
+        profiles.wealth_layer,
+        profiles.vip_level,
+        profiles.loans,
+        profiles.deposits,
+        profiles.products,
+    ).outerjoin(PROFILES, profiles.customer_id == refs.customer_id)
+
+
+def facts_of(row: Sequence[Any]) -> Facts:
+    """A row of :func:`facts_query` as facts."""
+    return Facts(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        frozenset(row[9]) if row[9] else frozenset(),
+    )
+
+
 def unowned_customers(session: Session, scope: str, limit: int | None) -> list[Facts]:
     """Customers of ``scope`` (not closed) without an owner, with their profiles, by id."""
-    refs, profiles = customer_refs.c, PROFILES.c
+    refs = customer_refs.c
     open_span = exists().where(
         and_(Ownership.customer_id == refs.customer_id, Ownership.ended_at.is_(None))
     )
     query = (
-        select(
-            refs.customer_id,
-            refs.org_unit,
-            refs.business_line,
-            refs.kind,
-            profiles.value_tier,
-            profiles.wealth_layer,
-            profiles.vip_level,
-            profiles.loans,
-            profiles.deposits,
-            profiles.products,
-        )
-        .outerjoin(PROFILES, profiles.customer_id == refs.customer_id)
-        .where(~open_span, refs.status != "closed")
+        facts_query()
+        .where(~open_span, refs.status != "closed", in_subtree(refs.org_unit, scope))
         .order_by(refs.customer_id)
     )
-    if scope not in ("", "/"):
-        query = query.where(
-            (refs.org_unit == scope) | refs.org_unit.startswith(scope + "/", autoescape=True)
-        )
     if limit is not None:
         query = query.limit(limit)
-    return [
-        Facts(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            frozenset(row[9]) if row[9] else frozenset(),
-        )
-        for row in session.execute(query).all()
-    ]
+    return [facts_of(row) for row in session.execute(query).all()]
 
 
 def staff_in(session: Session, scope: str) -> list[tuple[Staff, int]]:
     """Active staff of ``scope`` who may hold a book, with the number of customers they hold."""
     query = select(Staff).where(Staff.status == "active")
-    if scope not in ("", "/"):
-        query = query.where(
-            (Staff.org_unit == scope) | Staff.org_unit.startswith(scope + "/", autoescape=True)
-        )
+    query = query.where(in_subtree(Staff.org_unit, scope))
     members = [s for s in session.scalars(query) if access.BOOK_ROLES.intersection(s.roles)]
     held = book_sizes(session, [s.id for s in members])
     return [(s, held.get(s.id, 0)) for s in members]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.versioning import check_version
@@ -66,10 +66,7 @@ def list_org_units(
 ) -> tuple[list[OrgUnit], int]:
     query = select(OrgUnit)
     if under:
-        scope = under.rstrip("/")
-        query = query.where(
-            (OrgUnit.path == scope) | OrgUnit.path.startswith(scope + "/", autoescape=True)
-        )
+        query = query.where(in_subtree(OrgUnit.path, under))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.scalars(query.order_by(OrgUnit.path).limit(limit).offset(offset)).all()
     return list(rows), int(total)
@@ -228,17 +225,11 @@ def list_staff(
     if caller.has_role(ROLE_ADMIN):
         pass
     elif caller.has_role(*access.READERS):
-        scope = caller.org_unit.rstrip("/")
-        query = query.where(
-            (Staff.org_unit == scope) | Staff.org_unit.startswith(scope + "/", autoescape=True)
-        )
+        query = query.where(in_subtree(Staff.org_unit, caller.org_unit))
     else:
         query = query.where(Staff.id == caller.subject)
     if org_unit:
-        scope = org_unit.rstrip("/")
-        query = query.where(
-            (Staff.org_unit == scope) | Staff.org_unit.startswith(scope + "/", autoescape=True)
-        )
+        query = query.where(in_subtree(Staff.org_unit, org_unit))
     if status:
         query = query.where(Staff.status == status)
     rows = list(session.scalars(query.order_by(Staff.id)).all())

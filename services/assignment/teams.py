@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.policy import load_policy_file
@@ -632,8 +632,4 @@ def violations(
 
 
 def _within(org_unit: str) -> ColumnElement[bool]:
-    unit = org_unit.rstrip("/")
-    return or_(
-        customer_refs.c.org_unit == unit,
-        customer_refs.c.org_unit.startswith(unit + "/", autoescape=True),
-    )
+    return in_subtree(customer_refs.c.org_unit, org_unit)

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import utcnow
+from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from crmkit.events import Envelope
 from crmkit.outbox import EventRecorder
@@ -150,7 +150,7 @@ def suggest(
     if policy is None or facts is None:
         return policy, None
     facts = dataclasses.replace(facts, **tiers)
-    units = _ancestors(facts.org_unit)
+    units = rules.ancestors(facts.org_unit)
     members = [
         s
         for s in session.scalars(
@@ -165,43 +165,11 @@ def suggest(
     return policy, planner.place(facts)
 
 
-def _ancestors(org_unit: str) -> list[str]:
-    parts = org_unit.rstrip("/").split("/")
-    return ["/".join(parts[:n]) for n in range(len(parts), 1, -1)]
-
-
 def _facts(session: Session, customer_id: str) -> rules.Facts | None:
-    refs, profiles = customer_refs.c, rules.PROFILES.c
     row = session.execute(
-        select(
-            refs.customer_id,
-            refs.org_unit,
-            refs.business_line,
-            refs.kind,
-            profiles.value_tier,
-            profiles.wealth_layer,
-            profiles.vip_level,
-            profiles.loans,
-            profiles.deposits,
-            profiles.products,
-        )
-        .outerjoin(rules.PROFILES, profiles.customer_id == refs.customer_id)
-        .where(refs.customer_id == customer_id)
+        rules.facts_query().where(customer_refs.c.customer_id == customer_id)
     ).first()
-    if row is None:
-        return None
-    return rules.Facts(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        frozenset(row[9]) if row[9] else frozenset(),
-    )
+    return None if row is None else rules.facts_of(row)
 
 
 # -- income attribution -------------------------------------------------------------------------
@@ -313,12 +281,7 @@ def list_proposals(
     if not caller.has_role(ROLE_ADMIN):
         scope = (UpgradeProposal.from_staff_id == caller.subject) | _owned_by(caller.subject)
         if caller.has_role(*access.MANAGERS):
-            unit = caller.org_unit.rstrip("/")
-            scope = (
-                scope
-                | (UpgradeProposal.org_unit == unit)
-                | UpgradeProposal.org_unit.startswith(unit + "/", autoescape=True)
-            )
+            scope = scope | in_subtree(UpgradeProposal.org_unit, caller.org_unit)
         query = query.where(scope)
     if status:
         query = query.where(UpgradeProposal.status == status)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from crmkit.auth import ROLE_ADMIN, ROLE_OPS, Caller
+from crmkit.db import in_subtree as db_in_subtree
 from services.customer.models import Customer, Owner
 
 ROLE_BRANCH_PRESIDENT = "branch_president"
@@ -44,10 +45,7 @@ def is_admin(caller: Caller) -> bool:
 def in_subtree(org_unit: str) -> ColumnElement[bool]:
     """Customers of ``org_unit`` and the units below it: a path prefix of whole segments (an
     org path may hold "_", a LIKE wildcard, so the prefix is escaped)."""
-    scope = org_unit.rstrip("/")
-    return or_(
-        Customer.org_unit == scope, Customer.org_unit.startswith(scope + "/", autoescape=True)
-    )
+    return db_in_subtree(Customer.org_unit, org_unit)
 
 
 def in_book_of(staff_id: str) -> ColumnElement[bool]:
