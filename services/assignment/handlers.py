@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Executable, bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,18 +33,22 @@ _TIERS = ("value_tier", "wealth_layer", "vip_level")
 _PROFILE_FIELDS = ("kind", "segment", "market_segment", *_TIERS)
 
 
-def _upsert_profiles(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert or update the profiles' segments and tiers in one statement (figures untouched)."""
-    dialect = session.get_bind().dialect.name
+@cache
+def _profile_upsert(dialect: str) -> Executable:
+    """Insert a profile, or update its segments and tiers (figures untouched); built once."""
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
     table = Base.metadata.tables[CustomerProfile.__tablename__]
-    statement = insert_(table).values(rows)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.customer_id],
-            set_={name: statement.excluded[name] for name in (*_PROFILE_FIELDS, "updated_at")},
-        )
+    columns = ("customer_id", *_PROFILE_FIELDS, "products", "updated_at")
+    statement = insert_(table).values({name: bindparam(name) for name in columns})
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.customer_id],
+        set_={name: statement.excluded[name] for name in (*_PROFILE_FIELDS, "updated_at")},
     )
+
+
+def _upsert_profiles(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One statement for the batch's profiles, executed for every row (compiled once)."""
+    session.execute(_profile_upsert(session.get_bind().dialect.name), rows)
 
 
 @registry.on_many(CUSTOMER_STREAM, "customer.created", versions=(1,))

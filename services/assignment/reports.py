@@ -27,6 +27,7 @@ from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import BUSINESS_TZ, business_today
 from crmkit.csvout import BOM
 from crmkit.csvout import csv_cell as kit_csv_cell
+from crmkit.db import in_subtree
 from crmkit.errors import Forbidden
 from services.assignment import access
 from services.assignment.models import CustomerProfile, OrgUnit, Ownership, Staff, customer_refs
@@ -81,10 +82,7 @@ def report_scope(caller: Caller, org_unit: str | None) -> str | None:
 def _within(column: Any, scope: str | None) -> ColumnElement[bool] | None:
     if scope is None or scope == "/":
         return None
-    condition: ColumnElement[bool] = (column == scope) | column.startswith(
-        scope + "/", autoescape=True
-    )
-    return condition
+    return in_subtree(column, scope)
 
 
 def _stock_filter(scope: str | None, business_line: str | None) -> list[ColumnElement[bool]]:
