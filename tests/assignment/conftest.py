@@ -4,8 +4,10 @@ and staff, and customers known from ``customer.created`` events applied by its o
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crmkit.consumer import RawRecord
+from crmkit.errors import Conflict
 from crmkit.events import build_envelope
 from services.assignment.app import create_app
 from services.assignment.settings import AssignmentSettings
@@ -94,6 +97,32 @@ def known_customer(api: Api, org_unit: str = "/HQ/U01/B01", name: str = "Zhang S
     record = RawRecord("crm.customer", 0, next(_offsets), envelope.to_bytes())
     api.client.app.state.runtime.applier.apply_batch([record])  # type: ignore[attr-defined]
     return customer_id
+
+
+def race(runtime: Any, calls: list[Callable[..., str]]) -> Counter[str]:
+    """Run ``call(session, recorder)`` for every call at once, each in its own session and
+    connection (a barrier lines them up); count their outcomes, a Conflict counting as
+    "conflict"."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def run(call: Callable[..., str]) -> None:
+        with runtime.session_factory() as session:
+            barrier.wait()
+            try:
+                outcome = call(session, runtime.recorder)
+            except Conflict:
+                outcome = "conflict"
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from crmkit.auth import Caller
-from crmkit.errors import Conflict
 from services.assignment import claims
 from services.assignment.app import create_app
 from services.assignment.models import Ownership
@@ -20,7 +18,7 @@ from services.assignment.models_claims import Claim
 from services.assignment.schemas import OrgUnitIn, StaffIn
 from services.assignment.schemas_claims import ClaimIn, DecisionIn
 from services.assignment.service import create_org_unit, create_staff
-from tests.assignment.conftest import assignment_settings, known_customer
+from tests.assignment.conftest import assignment_settings, known_customer, race
 from tests.conftest import Databases
 from tests.customer.conftest import Api
 
@@ -32,30 +30,6 @@ RIVALS = 10
 
 def _manager(n: int) -> Caller:
     return Caller(f"m{n:02d}", f"M{n}", frozenset({"customer_manager"}), "/HQ/U01")
-
-
-def _race(runtime: object, calls: list[Callable[..., str]]) -> Counter[str]:
-    """Run the calls at once, each in its own session and connection; count their outcomes."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def run(call: Callable[..., str]) -> None:
-        with runtime.session_factory() as session:  # type: ignore[attr-defined]
-            barrier.wait()
-            try:
-                outcome = call(session, runtime.recorder)  # type: ignore[attr-defined]
-            except Conflict:
-                outcome = "conflict"
-        with lock:
-            outcomes[outcome] += 1
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return outcomes
 
 
 def test_of_ten_first_claims_one_wins_and_of_ten_grants_one_is_made(
@@ -80,7 +54,7 @@ def test_of_ten_first_claims_one_wins_and_of_ten_grants_one_is_made(
                 claims.create_claim(session, recorder, body, _manager(n)).status
             )
 
-        assert _race(runtime, [claim_as(n) for n in range(RIVALS)]) == Counter(
+        assert race(runtime, [claim_as(n) for n in range(RIVALS)]) == Counter(
             {"granted": 1, "contested": RIVALS - 1}
         )
         with runtime.session_factory() as session:
@@ -109,7 +83,7 @@ def test_of_ten_first_claims_one_wins_and_of_ten_grants_one_is_made(
                 claims.decide(session, recorder, claim_id, body, ADMIN).status
             )
 
-        assert _race(runtime, [grant(c.id) for c in contested]) == Counter(
+        assert race(runtime, [grant(c.id) for c in contested]) == Counter(
             {"granted": 1, "conflict": RIVALS - 2}
         )
         with runtime.session_factory() as session:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
-from crmkit.errors import Conflict
+from crmkit.outbox import EventRecorder
 from services.assignment.app import create_app
 from services.assignment.models import Ownership
 from services.assignment.schemas import AssignmentIn, AssignmentMode, OrgUnitIn, StaffIn
 from services.assignment.service import assign, create_org_unit, create_staff
-from tests.assignment.conftest import assignment_settings, known_customer
+from tests.assignment.conftest import assignment_settings, known_customer, race
 from tests.conftest import Databases
 from tests.customer.conftest import Api
 
@@ -26,29 +27,12 @@ ADMIN = Caller("admin", "Admin", frozenset({"admin"}), "/HQ")
 RIVALS = 50
 
 
-def _race(runtime: object, bodies: list[AssignmentIn]) -> Counter[str]:
-    """Run the assignments at once, each in its own session and connection."""
-    barrier = threading.Barrier(len(bodies))
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
+def _assigning(body: AssignmentIn) -> Callable[[Session, EventRecorder], str]:
+    def call(session: Session, recorder: EventRecorder) -> str:
+        assign(session, recorder, body, ADMIN)
+        return "ok"
 
-    def run(body: AssignmentIn) -> None:
-        with runtime.session_factory() as session:  # type: ignore[attr-defined]
-            barrier.wait()
-            try:
-                assign(session, runtime.recorder, body, ADMIN)  # type: ignore[attr-defined]
-                outcome = "ok"
-            except Conflict:
-                outcome = "conflict"
-        with lock:
-            outcomes[outcome] += 1
-
-    threads = [threading.Thread(target=run, args=(b,)) for b in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return outcomes
+    return call
 
 
 def test_fifty_conflicting_assignments_leave_exactly_one_owner(
@@ -68,10 +52,12 @@ def test_fifty_conflicting_assignments_leave_exactly_one_owner(
                 create_staff(session, runtime.recorder, staff, ADMIN)
         customer_id = known_customer(api, org_unit="/HQ/U01")
 
-        assigned = _race(
+        assigned = race(
             runtime,
             [
-                AssignmentIn(customer_id=customer_id, staff_id=f"m{n:02d}", reason="claimed")
+                _assigning(
+                    AssignmentIn(customer_id=customer_id, staff_id=f"m{n:02d}", reason="claimed")
+                )
                 for n in range(RIVALS)
             ],
         )
@@ -84,15 +70,17 @@ def test_fifty_conflicting_assignments_leave_exactly_one_owner(
             owner = spans[0].staff_id
 
         # Then fifty transfers from that owner to the others at once: one wins.
-        transferred = _race(
+        transferred = race(
             runtime,
             [
-                AssignmentIn(
-                    customer_id=customer_id,
-                    mode=AssignmentMode.transfer,
-                    staff_id=f"m{n:02d}",
-                    from_staff_id=owner,
-                    reason="transfer",
+                _assigning(
+                    AssignmentIn(
+                        customer_id=customer_id,
+                        mode=AssignmentMode.transfer,
+                        staff_id=f"m{n:02d}",
+                        from_staff_id=owner,
+                        reason="transfer",
+                    )
                 )
                 for n in range(RIVALS)
                 if f"m{n:02d}" != owner

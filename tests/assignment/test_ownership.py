@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from services.assignment.models import Ownership
+from services.assignment.rules import OWNERSHIPS
 from tests.assignment.conftest import known_customer
 from tests.customer.conftest import Api
 
@@ -190,10 +190,10 @@ def test_the_database_holds_one_open_ownership_per_customer(org: Api) -> None:
         "started_by": "test",
     }
     with runtime.engine.begin() as conn, pytest.raises(IntegrityError):
-        conn.execute(insert(Ownership.__table__), [second])
+        conn.execute(insert(OWNERSHIPS), [second])
     # A closed span beside the open one is history, which the constraint allows.
     with runtime.engine.begin() as conn:
-        conn.execute(insert(Ownership.__table__), [{**second, "ended_at": datetime.now(UTC)}])
+        conn.execute(insert(OWNERSHIPS), [{**second, "ended_at": datetime.now(UTC)}])
 
 
 # -- what the rules read of customers ------------------------------------------------------------

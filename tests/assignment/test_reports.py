@@ -58,7 +58,7 @@ def customer(
     }
     records = [_record(CUSTOMER_CREATED, created, customer_id)]
     if deposits is not None:
-        figures = {
+        figures: dict[str, Any] = {
             "customer_id": customer_id,
             "business_date": "2026-11-27",
             "deposits": deposits,

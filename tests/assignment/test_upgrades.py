@@ -60,7 +60,7 @@ def attributed(api: Api, customer_id: str, who: str = "admin") -> Any:
     return api.as_(who).get(f"{PROPOSALS}/attributions/{customer_id}")
 
 
-def claimed_customer(api: Api, who: str = "manager.li", **tiers: str) -> str:
+def claimed_customer(api: Api, who: str = "manager.li", **tiers: Any) -> str:
     customer_id = customer(api, **tiers)
     assert claim(api, who, customer_id).status_code == 201
     return customer_id

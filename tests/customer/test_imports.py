@@ -133,6 +133,21 @@ def state(api: Api) -> Any:
     return api.client.app.state  # type: ignore[attr-defined]
 
 
+def new_job(sessions: Any, path: Path, job_id: str) -> ImportJob:
+    """A customer import job of ``path`` by an administrator, queued under ``job_id``."""
+    with sessions() as session:
+        return imports.create_job(
+            session,
+            job_id=job_id,
+            kind=ImportKind.customers,
+            fmt=ImportFormat.csv,
+            path=path,
+            sha256=imports.file_sha256(path),
+            scope=imports.EVERYWHERE,
+            actor="admin",
+        )
+
+
 def events(api: Api, event_type: str) -> list[dict[str, Any]]:
     """The payloads of the outbox's events of a type, oldest first."""
     runtime = state(api).runtime
@@ -507,17 +522,7 @@ def test_a_job_resumes_after_a_crash_where_its_last_chunk_committed(
     sessions, ctx = state(api).runtime.session_factory, state(api).customer_context
     path = tmp_path / "customers.csv"
     path.write_bytes(csv_bytes([person_row(i) for i in range(200, 235)]))
-    with sessions() as session:
-        imports.create_job(
-            session,
-            job_id="00000000-0000-4000-8000-000000000001",
-            kind=ImportKind.customers,
-            fmt=ImportFormat.csv,
-            path=path,
-            sha256=imports.file_sha256(path),
-            scope=imports.EVERYWHERE,
-            actor="admin",
-        )
+    new_job(sessions, path, "00000000-0000-4000-8000-000000000001")
     real_progress = imports.record_progress
     calls = 0
 
@@ -555,17 +560,7 @@ def test_a_stopped_runner_leaves_its_job_to_be_resumed(api: Api, tmp_path: Path)
     sessions, ctx = state(api).runtime.session_factory, state(api).customer_context
     path = tmp_path / "customers.csv"
     path.write_bytes(csv_bytes([person_row(i) for i in range(300, 325)]))
-    with sessions() as session:
-        job = imports.create_job(
-            session,
-            job_id="00000000-0000-4000-8000-000000000002",
-            kind=ImportKind.customers,
-            fmt=ImportFormat.csv,
-            path=path,
-            sha256=imports.file_sha256(path),
-            scope=imports.EVERYWHERE,
-            actor="admin",
-        )
+    job = new_job(sessions, path, "00000000-0000-4000-8000-000000000002")
     runner = ImportRunner(sessions, ctx, chunk_rows=10, import_dir=tmp_path)
     status = runner.run_job(job.id, on_progress=lambda progress: runner.stop())
     assert status is ImportStatus.running
@@ -581,17 +576,7 @@ def test_two_runners_on_one_job_never_commit_a_chunk_twice(api: Api, tmp_path: P
     sessions, ctx = state(api).runtime.session_factory, state(api).customer_context
     path = tmp_path / "customers.csv"
     path.write_bytes(csv_bytes([person_row(i) for i in range(400, 420)]))
-    with sessions() as session:
-        job = imports.create_job(
-            session,
-            job_id="00000000-0000-4000-8000-000000000003",
-            kind=ImportKind.customers,
-            fmt=ImportFormat.csv,
-            path=path,
-            sha256=imports.file_sha256(path),
-            scope=imports.EVERYWHERE,
-            actor="admin",
-        )
+    job = new_job(sessions, path, "00000000-0000-4000-8000-000000000003")
     first = ImportRunner(sessions, ctx, chunk_rows=10, import_dir=tmp_path)
     second = ImportRunner(sessions, ctx, chunk_rows=10, import_dir=tmp_path)
     outcomes: list[ImportStatus] = []
@@ -655,20 +640,6 @@ def test_a_gbt4754_column_sets_the_corporate_market_segment(api: Api) -> None:
 
 
 # -- worker processes ---------------------------------------------------------------------------
-def _new_job(sessions: Any, path: Path, job_id: str) -> None:
-    with sessions() as session:
-        imports.create_job(
-            session,
-            job_id=job_id,
-            kind=ImportKind.customers,
-            fmt=ImportFormat.csv,
-            path=path,
-            sha256=imports.file_sha256(path),
-            scope=imports.EVERYWHERE,
-            actor="admin",
-        )
-
-
 def test_worker_processes_prepare_the_chunks_of_a_large_import(
     api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -692,7 +663,7 @@ def test_worker_processes_prepare_the_chunks_of_a_large_import(
         worker_settings=state(api).runtime.settings,
     )
     job_id = "00000000-0000-4000-8000-000000000010"
-    _new_job(sessions, path, job_id)
+    new_job(sessions, path, job_id)
     assert runner.run_job(job_id) is ImportStatus.finished
     job = api.as_("admin").get(f"{IMPORTS}/{job_id}").json()
     # As in the job's process: rows 9 and 10 are one identity (created, then renamed).
@@ -718,7 +689,7 @@ def test_worker_processes_prepare_the_chunks_of_a_large_import(
     assert customer["id_number"] == person_id(50)[:6] + "********" + person_id(50)[-4:]
     # The workers' blind indexes are this process's: importing the file again finds every row.
     again_id = "00000000-0000-4000-8000-000000000011"
-    _new_job(sessions, path, again_id)
+    new_job(sessions, path, again_id)
     assert runner.run_job(again_id) is ImportStatus.finished
     again = api.as_("admin").get(f"{IMPORTS}/{again_id}").json()
     # Rows 9 and 10 rename customer 50 back and forth; the other good rows change nothing.
