@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -60,6 +60,10 @@ def customer_entered_or_changed(session: Session, events: list[Envelope]) -> Non
     for event in events:  # of several events for one customer, the last counts
         data = event.data
         row = {name: data.get(name) for name in _PROFILE_FIELDS}
+        if event.type == "customer.created" and _plain(row):
+            # Most new customers: a stock customer without segment or tiers. No row is written
+            # for them (the profile's defaults say as much); the first tiers or figures make it.
+            continue
         latest.pop(data["customer_id"], None)
         latest[data["customer_id"]] = {
             "customer_id": data["customer_id"],
@@ -67,13 +71,38 @@ def customer_entered_or_changed(session: Session, events: list[Envelope]) -> Non
             "products": [],
             "updated_at": now,
         }
-    _upsert_profiles(session, list(latest.values()))
+    if latest:
+        _upsert_profiles(session, list(latest.values()))
+
+
+def _plain(row: dict[str, Any]) -> bool:
+    """A profile that says nothing the defaults do not: stock, no market segment, no tiers."""
+    return row["segment"] == "stock" and all(
+        row[name] is None for name in ("market_segment", *_TIERS)
+    )
+
+
+def _profile_of(session: Session, customer_id: str) -> CustomerProfile | None:
+    """The customer's profile, made from its copy when the events did not need one before."""
+    profile = session.get(CustomerProfile, customer_id)
+    if profile is not None:
+        return profile
+    kind = session.execute(
+        select(customer_refs.c.kind).where(customer_refs.c.customer_id == customer_id)
+    ).scalar_one_or_none()
+    if kind is None:  # not entered here yet: its figures and tiers come again with its update
+        return None
+    profile = CustomerProfile(
+        customer_id=customer_id, kind=kind, segment="stock", products=[], updated_at=utcnow()
+    )
+    session.add(profile)
+    return profile
 
 
 @registry.on(CUSTOMER_STREAM, "customer.tier_changed", versions=(1,))
 def tier_changed(session: Session, event: Envelope) -> None:
-    profile = session.get(CustomerProfile, event.data["customer_id"])
-    if profile is None:  # tiers of a customer not entered here yet come again with its update
+    profile = _profile_of(session, event.data["customer_id"])
+    if profile is None:
         return
     for name in _TIERS:
         setattr(profile, name, event.data[name])
@@ -84,7 +113,7 @@ def tier_changed(session: Session, event: Envelope) -> None:
 @registry.on(CUSTOMER_STREAM, "customer.financials_updated", versions=(1,))
 def financials_updated(session: Session, event: Envelope) -> None:
     data = event.data
-    profile = session.get(CustomerProfile, data["customer_id"])
+    profile = _profile_of(session, data["customer_id"])
     if profile is None:
         return
     day = date.fromisoformat(data["business_date"])

@@ -242,7 +242,7 @@ def _candidates(session: Session, handover: Handover) -> list[_Candidate]:
     if staff:
         rows = session.execute(
             select(Ownership.staff_id, CustomerProfile.market_segment, func.count())
-            .join(CustomerProfile, CustomerProfile.customer_id == Ownership.customer_id)
+            .outerjoin(CustomerProfile, CustomerProfile.customer_id == Ownership.customer_id)
             .where(Ownership.staff_id.in_(list(segments)), Ownership.ended_at.is_(None))
             .group_by(Ownership.staff_id, CustomerProfile.market_segment)
         ).all()

@@ -88,7 +88,8 @@ def _within(column: Any, scope: str | None) -> ColumnElement[bool] | None:
 def _stock_filter(scope: str | None, business_line: str | None) -> list[ColumnElement[bool]]:
     """Stock customers of the scope that are not closed, of the line if given."""
     where: list[ColumnElement[bool]] = [
-        CustomerProfile.segment == "stock",
+        # No profile: a stock customer the events gave no tiers or segment yet (see handlers).
+        func.coalesce(CustomerProfile.segment, "stock") == "stock",
         refs.status != "closed",
     ]
     within = _within(refs.org_unit, scope)
@@ -156,7 +157,7 @@ def _responsibility_query(scope: str | None, business_line: str | None) -> Selec
             Ownership.started_at,
         )
         .select_from(customer_refs)
-        .join(CustomerProfile, CustomerProfile.customer_id == refs.customer_id)
+        .outerjoin(CustomerProfile, CustomerProfile.customer_id == refs.customer_id)
         .join(Ownership, _OPEN_SPAN)
         .join(Staff, Staff.id == Ownership.staff_id)
         .outerjoin(customer_unit, customer_unit.path == refs.org_unit)
@@ -211,7 +212,7 @@ def _summary(
     rows = session.execute(
         select(refs.org_unit, refs.business_line, owned, func.count() - owned)
         .select_from(customer_refs)
-        .join(CustomerProfile, CustomerProfile.customer_id == refs.customer_id)
+        .outerjoin(CustomerProfile, CustomerProfile.customer_id == refs.customer_id)
         .outerjoin(Ownership, _OPEN_SPAN)
         .where(*_stock_filter(scope, business_line))
         .group_by(refs.org_unit, refs.business_line)

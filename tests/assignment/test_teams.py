@@ -90,6 +90,7 @@ def test_each_case_makes_a_customer_need_a_team(bank: Api) -> None:
     new_large = owned(bank, reason="marketed", value_tier="high")
     new_product = owned(bank, products=["deposit", "e_banking"])
     anomaly = owned(bank)
+    figures(bank, anomaly)  # its profile, which the rating service's flag would set
     with bank.client.app.state.runtime.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(
             update(PROFILES).where(PROFILES.c.customer_id == anomaly).values(risk_flag="fraud")
