@@ -7,6 +7,13 @@ from decimal import Decimal
 from enum import StrEnum
 
 BOM = "\ufeff"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+# The OpenAPI description of a report route's CSV answer.
+CSV_RESPONSE = {
+    "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    "description": "With format=csv: UTF-8 with a byte-order mark (Excel), English headers with "
+    "the Chinese term in parentheses.",
+}
 # Characters that make a spreadsheet read a cell as a formula; free text is prefixed to stay text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -9,7 +9,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
 from crmkit.auth import ROLE_ADMIN, Caller
+from crmkit.db import in_subtree
 
 ROLE_BRANCH_PRESIDENT = "branch_president"
 ROLE_OUTLET_HEAD = "outlet_head"
@@ -45,3 +50,15 @@ def may_read(caller: Caller, org_unit: str) -> bool:
     if caller.has_role(ROLE_ADMIN):
         return True
     return caller.has_role(*READERS) and caller.within(org_unit)
+
+
+def readable_rows(
+    caller: Caller, unit: Any, own: ColumnElement[bool]
+) -> ColumnElement[bool] | None:
+    """The rows of a list the caller may read: all for administrators (None: no condition),
+    those whose ``unit`` lies in their subtree for readers, else their ``own``."""
+    if caller.has_role(ROLE_ADMIN):
+        return None
+    if caller.has_role(*READERS):
+        return in_subtree(unit, caller.org_unit)
+    return own

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from crmkit.auth import CurrentCaller
+from crmkit.csvout import CSV_MEDIA_TYPE
 from crmkit.http import SessionDep
 from crmkit.schemas import Page
 from services.assignment import leads
@@ -35,7 +36,6 @@ router = APIRouter(prefix="/api/v1", tags=["leads"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV_LIMIT = 50_000
 AREAS_PATH = "/api/v1/leads/areas"
 

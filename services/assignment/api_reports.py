@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from crmkit.auth import CurrentCaller
 from crmkit.clock import business_today
+from crmkit.csvout import CSV_MEDIA_TYPE, CSV_RESPONSE
 from crmkit.http import SessionDep
 from crmkit.schemas import ReportFormat
 from services.assignment import reports, service
@@ -22,12 +23,6 @@ from services.assignment.schemas_reports import (
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-CSV_RESPONSE = {
-    "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
-    "description": "With format=csv: UTF-8 with a byte-order mark (Excel), English headers with "
-    "the Chinese term in parentheses.",
-}
 REFUSED = {"description": "The caller reads no reports, or the org unit is outside their scope"}
 
 OrgUnitQuery = Annotated[

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import in_subtree, utcnow
+from crmkit.auth import Caller
+from crmkit.db import utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from services.assignment import access, events, service
@@ -168,12 +168,9 @@ def list_handovers(
     offset: int,
 ) -> tuple[list[Handover], int]:
     query = select(Handover)
-    if caller.has_role(ROLE_ADMIN):
-        pass
-    elif caller.has_role(*access.READERS):
-        query = query.where(in_subtree(Handover.org_unit, caller.org_unit))
-    else:
-        query = query.where(Handover.staff_id == caller.subject)
+    scope = access.readable_rows(caller, Handover.org_unit, Handover.staff_id == caller.subject)
+    if scope is not None:
+        query = query.where(scope)
     if status:
         query = query.where(Handover.status == status)
     if staff_id:

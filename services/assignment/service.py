@@ -222,12 +222,9 @@ def list_staff(
 ) -> tuple[list[Staff], int]:
     """Staff of the caller's readable subtree (or the caller alone), filtered."""
     query = select(Staff)
-    if caller.has_role(ROLE_ADMIN):
-        pass
-    elif caller.has_role(*access.READERS):
-        query = query.where(in_subtree(Staff.org_unit, caller.org_unit))
-    else:
-        query = query.where(Staff.id == caller.subject)
+    scope = access.readable_rows(caller, Staff.org_unit, Staff.id == caller.subject)
+    if scope is not None:
+        query = query.where(scope)
     if org_unit:
         query = query.where(in_subtree(Staff.org_unit, org_unit))
     if status:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from crmkit.auth import CurrentCaller
+from crmkit.csvout import CSV_MEDIA_TYPE
 from crmkit.errors import DomainError, ValidationFailed
 from crmkit.http import SessionDep
 from crmkit.runtime import ServiceRuntime
@@ -269,7 +270,7 @@ def get_import_errors(
         sessions: Callable[[], Session] = request.app.state.runtime.session_factory
         return StreamingResponse(
             _error_csv(sessions, job.id),
-            media_type="text/csv; charset=utf-8",
+            media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": f'attachment; filename="import-{job.id}-errors.csv"'},
         )
     rows, total = imports.error_page(session, job.id, limit, offset)

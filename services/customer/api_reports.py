@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from crmkit.auth import CurrentCaller
+from crmkit.csvout import CSV_MEDIA_TYPE, CSV_RESPONSE
 from crmkit.http import SessionDep
 from crmkit.schemas import Page, ReportFormat
 from services.customer import reports, reports_csv, reports_register
@@ -24,12 +25,6 @@ from services.customer.tier_policy import TierPolicyBook
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-CSV_RESPONSE = {
-    "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
-    "description": "With format=csv: UTF-8 with a byte-order mark (Excel), English headers with "
-    "the Chinese term in parentheses.",
-}
 REFUSED = {"description": "The caller's role reads no customers (a teller, a client system)"}
 
 
