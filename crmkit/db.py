@@ -248,6 +248,11 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
     return cast("ColumnElement[bool]", column.in_(list(values)))
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit (the response is built from them)."""
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(
+    engine: Engine, info: dict[str, Any] | None = None
+) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (the response is built from them).
+
+    ``info`` lands in every session's ``info``: the runtime puts its event recorder there, so
+    work that runs in an event handler's session records events as an API request's does."""
+    return sessionmaker(engine, expire_on_commit=False, info=info)

@@ -166,6 +166,18 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         raise IntegrityError(statement, None, exc) from exc
 
 
+RECORDER_KEY = "crm.recorder"
+
+
+def recorder_of(session: Session) -> EventRecorder:
+    """The event recorder of the runtime that opened ``session`` (set on its session factory):
+    event handlers record the events their effects cause in the consumer's transaction."""
+    recorder = session.info.get(RECORDER_KEY)
+    if not isinstance(recorder, EventRecorder):
+        raise RuntimeError("this session was not opened by a service runtime's session factory")
+    return recorder
+
+
 @dataclass(frozen=True)
 class EventRecorder:
     """Records a service's events into its outbox (bound to the service's name and tables)."""

@@ -98,3 +98,100 @@ def create_customer_refs_v1(op: Any) -> None:
 def drop_customer_refs_v1(op: Any) -> None:
     op.drop_index("ix_customer_refs_org_unit", table_name="customer_refs")
     op.drop_table("customer_refs")
+
+
+# -- who owns and serves each customer (from the assignment service's events) ------------------
+ASSIGNMENT_STREAM = "assignment"
+
+
+def define_owner_refs(metadata: MetaData) -> Table:
+    """The ``owner_refs`` table: one row per customer and staff member who owns or serves it
+    (``role``: ``owner`` or a team role), kept from ``ownership.*`` events."""
+    return Table(
+        "owner_refs",
+        metadata,
+        Column("customer_id", String(36), primary_key=True),
+        Column("staff_id", String(100), primary_key=True, index=True),
+        Column("role", String(30), nullable=False),
+        Column("since", UtcDateTime, nullable=False),
+    )
+
+
+def owns_or_serves(session: Session, table: Table, customer_id: str, staff_id: str) -> bool:
+    """True when the staff member owns or serves the customer, by the kept copy."""
+    found = session.execute(
+        sa.select(table.c.role).where(
+            table.c.customer_id == customer_id, table.c.staff_id == staff_id
+        )
+    ).first()
+    return found is not None
+
+
+def owner_of(session: Session, table: Table, customer_id: str) -> str | None:
+    """The staff id of the customer's responsible owner, by the kept copy."""
+    return session.execute(
+        sa.select(table.c.staff_id).where(
+            table.c.customer_id == customer_id, table.c.role == "owner"
+        )
+    ).scalar_one_or_none()
+
+
+def register_ownership_replica(registry: HandlerRegistry, table: Table) -> None:
+    """Keep ``table`` up to date from ownership.assigned / .transferred / .released (v1).
+
+    One customer, one responsible manager: a new ``owner`` replaces the previous one; team
+    members are kept beside the owner until released.
+    """
+
+    def put(session: Session, customer_id: str, staff_id: str, role: str, since: Any) -> None:
+        if role == "owner":
+            session.execute(
+                sa.delete(table).where(table.c.customer_id == customer_id, table.c.role == "owner")
+            )
+        session.execute(
+            sa.delete(table).where(table.c.customer_id == customer_id, table.c.staff_id == staff_id)
+        )
+        session.execute(
+            sa.insert(table).values(
+                customer_id=customer_id, staff_id=staff_id, role=role, since=since
+            )
+        )
+
+    def assigned(session: Session, event: Envelope) -> None:
+        data = event.data
+        put(session, data["customer_id"], data["staff_id"], data["role"], event.occurred_at)
+
+    def transferred(session: Session, event: Envelope) -> None:
+        data = event.data
+        put(session, data["customer_id"], data["to_staff_id"], "owner", event.occurred_at)
+
+    def released(session: Session, event: Envelope) -> None:
+        data = event.data
+        session.execute(
+            sa.delete(table).where(
+                table.c.customer_id == data["customer_id"],
+                table.c.staff_id == data["staff_id"],
+            )
+        )
+
+    registry.on(ASSIGNMENT_STREAM, "ownership.assigned", versions=(1,))(assigned)
+    registry.on(ASSIGNMENT_STREAM, "ownership.transferred", versions=(1,))(transferred)
+    registry.on(ASSIGNMENT_STREAM, "ownership.released", versions=(1,))(released)
+
+
+def create_owner_refs_v1(op: Any) -> None:
+    """Migration step: the ``owner_refs`` table, layout version 1."""
+    op.create_table(
+        "owner_refs",
+        sa.Column("customer_id", sa.String(36), nullable=False),
+        sa.Column("staff_id", sa.String(100), nullable=False),
+        sa.Column("role", sa.String(30), nullable=False),
+        sa.Column("since", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", "staff_id", name="pk_owner_refs"),
+    )
+    op.create_index("ix_owner_refs_staff_id", "owner_refs", ["staff_id"])
+
+
+def drop_owner_refs_v1(op: Any) -> None:
+    op.drop_index("ix_owner_refs_staff_id", table_name="owner_refs")
+    op.drop_table("owner_refs")

@@ -25,11 +25,23 @@ from crmkit.consumer import EventApplier, EventConsumer, HandlerRegistry
 from crmkit.db import KitTables, make_engine, make_session_factory
 from crmkit.heap import freeze_startup_heap
 from crmkit.kafka import broker_reachable
+from crmkit.leader import LeaderLock
 from crmkit.logs import configure_logging
-from crmkit.outbox import EventRecorder, OutboxRelay
+from crmkit.outbox import RECORDER_KEY, EventRecorder, OutboxRelay
 from crmkit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work a service's workers run every ``interval_s`` seconds: expiries, sweeps, resuming
+    interrupted batches. One replica runs it at a time (a leader lock named by the task); a
+    failed run is logged and tried again at the next tick."""
+
+    name: str
+    interval_s: float
+    run: Callable[[ServiceRuntime], object]
 
 
 @dataclass
@@ -46,6 +58,7 @@ class ServiceRuntime:
     _stop: threading.Event = field(default_factory=threading.Event)
     relay: OutboxRelay | None = None
     consumer: EventConsumer | None = None
+    periodic: tuple[PeriodicTask, ...] = ()
 
     @cached_property
     def engine(self) -> Engine:
@@ -53,7 +66,7 @@ class ServiceRuntime:
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+        return make_session_factory(self.engine, {RECORDER_KEY: self.recorder})
 
     @cached_property
     def recorder(self) -> EventRecorder:
@@ -107,6 +120,24 @@ class ServiceRuntime:
         if self.registry.subscriptions:
             self.consumer = EventConsumer(self.applier, self.settings, self.engine)
             self._spawn(f"{self.name}-consumer", self.consumer.run)
+        for task in self.periodic:
+            self._spawn(f"{self.name}-{task.name}", self._periodic_loop(task))
+
+    def _periodic_loop(self, task: PeriodicTask) -> Callable[[threading.Event], None]:
+        def loop(stop: threading.Event) -> None:
+            lock = LeaderLock.for_engine(self.engine, f"{self.name}:periodic:{task.name}")
+            try:
+                while not stop.wait(task.interval_s):
+                    if not lock.acquire():
+                        continue
+                    try:
+                        task.run(self)
+                    except Exception:
+                        log.exception("periodic task failed", extra={"task": task.name})
+            finally:
+                lock.release()
+
+        return loop
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)

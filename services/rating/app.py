@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from crmkit.http import create_service_app
-from crmkit.runtime import ServiceRuntime
+from crmkit.runtime import PeriodicTask, ServiceRuntime
+from services.rating import approvals, campaigns, rerating
 from services.rating.api import routers
 from services.rating.handlers import registry
 from services.rating.models import Base, kit
@@ -15,13 +16,21 @@ from services.rating.settings import RatingSettings
 
 
 def build_runtime(settings: RatingSettings | None = None) -> ServiceRuntime:
+    settings = settings or RatingSettings()
     return ServiceRuntime(
         name="rating",
-        settings=settings or RatingSettings(),
+        settings=settings,
         metadata=Base.metadata,
         tables=kit,
         registry=registry,
         migrations_dir=Path(__file__).with_name("migrations"),
+        periodic=(
+            PeriodicTask("limits-sweep", settings.limits_sweep_interval_s, approvals.sweep),
+            PeriodicTask(
+                "yearly-rerating", settings.rerating_sweep_interval_s, rerating.sweep_yearly
+            ),
+            PeriodicTask("campaigns", settings.campaign_interval_s, campaigns.run_pending),
+        ),
     )
 
 

@@ -1,0 +1,3 @@
+"""Tables of the credit committee 贷审会: meetings on a limit, members, votes, minutes."""
+
+from __future__ import annotations
