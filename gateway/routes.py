@@ -15,7 +15,17 @@ SERVICES: tuple[str, ...] = ("customer", "rating", "assignment", "visits", "noti
 
 RESOURCES: dict[str, tuple[str, ...]] = {
     "customer": ("customers", "reports/segmentation", "reports/register"),
-    "rating": ("ratings", "credit-limits", "approvals", "risk"),
+    "rating": (
+        "customers/*/ratings",
+        "customers/*/credit-limits",
+        "customers/*/risk",
+        "scorecards",
+        "ratings",
+        "credit-limits",
+        "rating-campaigns",
+        "risk-flags",
+        "risk-watchlist",
+    ),
     "assignment": (
         "customers/*/owner",
         "customers/*/owner-history",

@@ -14,7 +14,14 @@ from gateway.routes import ROUTES, SERVICES, resolve
         ("/api/v1/customers/", "customer"),
         ("/api/v1/customers/c1/profile", "customer"),
         ("/api/v1/credit-limits/l1", "rating"),
-        ("/api/v1/risk", "rating"),
+        ("/api/v1/risk-flags", "rating"),
+        ("/api/v1/risk-watchlist", "rating"),
+        ("/api/v1/ratings/r1/confirm", "rating"),
+        ("/api/v1/scorecards", "rating"),
+        ("/api/v1/rating-campaigns/k1", "rating"),
+        ("/api/v1/customers/c1/ratings", "rating"),
+        ("/api/v1/customers/c1/credit-limits", "rating"),
+        ("/api/v1/customers/c1/risk", "rating"),
         ("/api/v1/handovers/h1/accept", "assignment"),
         ("/api/v1/org-units", "assignment"),
         # A sub-resource another service owns, matched before its parent resource.
@@ -46,6 +53,7 @@ def test_owner_by_prefix(path: str, service: str) -> None:
         "/api/v2/customers",
         "/customers",
         "/api/v1/me",
+        "/api/v1/risk",
     ],
 )
 def test_no_owner(path: str) -> None:
