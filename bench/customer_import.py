@@ -181,6 +181,40 @@ def raw_copy(dsn: str, path: Path) -> float:
         return time.perf_counter() - started
 
 
+def stored_copy(source_dsn: str, target_dsn: str) -> tuple[float, list[str]]:
+    """Seconds for PostgreSQL to COPY every row the import stored (customers, outbox, …), as
+    stored, into the same tables of a freshly migrated database: the same columns, types,
+    constraints and indexes. The database's own floor for writing what the import writes."""
+    with psycopg.connect(source_dsn) as source:
+        names = [
+            name
+            for (name,) in source.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_type = 'BASE TABLE' AND table_name <> 'alembic_version' ORDER BY 1"
+            )
+        ]
+        tables = [
+            name
+            for name in names
+            if source.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchone() == (True,)
+        ]
+        dumps: dict[str, bytes] = {}
+        for table in tables:
+            buffer = io.BytesIO()
+            with source.cursor() as cur, cur.copy(f"COPY {table} TO STDOUT (FORMAT binary)") as c:
+                for chunk in c:
+                    buffer.write(chunk)
+            dumps[table] = buffer.getvalue()
+    with psycopg.connect(target_dsn) as target:
+        started = time.perf_counter()
+        with target.cursor() as cur:
+            for table in tables:
+                with cur.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as c:
+                    c.write(dumps[table])
+        target.commit()
+        return time.perf_counter() - started, tables
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -377,10 +411,16 @@ def run(full: bool = False, database: str = "postgres", verbose: bool = False) -
             env = {**_service_env(url, keys, work / "var"), **field_env}
             with psycopg.connect(dsn) as conn:
                 ids = [r[0] for r in conn.execute("SELECT id FROM customers LIMIT 5000")]
+            with temporary_database() as (floor_url, floor_dsn):
+                floor_runtime = build_runtime(CustomerSettings(database_url=floor_url))
+                floor_runtime.migrate()
+                floor_runtime.engine.dispose()
+                stored_s, stored_tables = stored_copy(dsn, floor_dsn)
             latency = read_latency(url, env, size, token, ids)
     import_rps = size.rows / result["seconds"]
     alone_rps = size.rows / alone["seconds"]
     copy_rps = size.rows / copy_s
+    stored_rps = size.rows / stored_s
     figures = {
         "rows": size.rows,
         "import_rows_per_s": round(import_rps, 1),
@@ -391,6 +431,7 @@ def run(full: bool = False, database: str = "postgres", verbose: bool = False) -
         "import_workers": WORKERS,
         "import_in_process_rows_per_s": round(alone_rps, 1),
         "copy_ratio": round(copy_rps / import_rps, 2),
+        "stored_copy_ratio": round(stored_rps / import_rps, 2),
         "get_by_id_p50_ms": latency["get_by_id"]["p50_ms"],
         "get_by_id_p99_ms": latency["get_by_id"]["p99_ms"],
         "get_by_id_rps": latency["get_by_id"]["rps"],
@@ -405,13 +446,20 @@ def run(full: bool = False, database: str = "postgres", verbose: bool = False) -
     baseline = {
         "copy_rows_per_s": round(copy_rps, 1),
         "copy_s": round(copy_s, 2),
+        "stored_copy_rows_per_s": round(stored_rps, 1),
+        "stored_copy_s": round(stored_s, 2),
+        "stored_copy_tables": stored_tables,
         "healthz_p50_ms": latency["healthz"]["p50_ms"],
         "healthz_p99_ms": latency["healthz"]["p99_ms"],
     }
     met = "met" if import_rps >= 25_000 else "MISSED"
     within = "met" if copy_rps / import_rps <= 4 else "MISSED"
     print(f"{NAME}: size {size.label}, {size.rows} rows, PostgreSQL, {figures['elapsed_s']} s")
-    print(f"  raw COPY          {copy_rps:10.0f} rows/s ({copy_s:.2f} s)")
+    print(f"  raw COPY          {copy_rps:10.0f} rows/s ({copy_s:.2f} s; the CSV as text)")
+    print(
+        f"  stored-rows COPY  {stored_rps:10.0f} rows/s ({stored_s:.2f} s; what the import "
+        f"stored, into the same tables and indexes: {', '.join(stored_tables)})"
+    )
     print(
         f"  service import    {import_rps:10.0f} rows/s ({result['seconds']:.2f} s, "
         f"{WORKERS} workers; {result['created']} created, {result['failed']} failed)"
@@ -422,7 +470,7 @@ def run(full: bool = False, database: str = "postgres", verbose: bool = False) -
     )
     print(
         f"  import rows/s goal >= 25,000: {met}; COPY is {copy_rps / import_rps:.2f}x faster "
-        f"(goal <= 4x: {within})"
+        f"(goal <= 4x: {within}); COPY of the stored rows is {stored_rps / import_rps:.2f}x faster"
     )
     for label in ("healthz", "get_by_id", "list"):
         f = latency[label]
