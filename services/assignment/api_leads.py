@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from crmkit.auth import CurrentCaller
 from crmkit.csvout import CSV_MEDIA_TYPE
-from crmkit.http import SessionDep
+from crmkit.http import SessionDep, get_runtime
 from crmkit.schemas import Page
 from services.assignment import leads
 from services.assignment.schemas import OrgPath
@@ -17,6 +17,7 @@ from services.assignment.schemas_leads import (
     AreaIn,
     AreaKind,
     AreaOut,
+    AreaPatch,
     AwardIn,
     BidOut,
     DistributeIn,
@@ -24,6 +25,7 @@ from services.assignment.schemas_leads import (
     LeadDetail,
     LeadIn,
     LeadOut,
+    LeadPatch,
     Line,
     ListFormat,
     NoteIn,
@@ -38,6 +40,11 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
 CSV_LIMIT = 50_000
 AREAS_PATH = "/api/v1/leads/areas"
+IfMatch = Annotated[str | None, Header(description='The version read, as an ETag: "3"')]
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
 
 
 # -- areas --------------------------------------------------------------------------------------
@@ -49,6 +56,7 @@ def post_area(
     (administrators, heads of the unit's subtree)."""
     area = leads.create_area(session, body, caller)
     response.headers["Location"] = f"{AREAS_PATH}/{area.id}"
+    _etag(response, area.version)
     return AreaOut.model_validate(leads.load_area(session, area.id))
 
 
@@ -68,8 +76,30 @@ def list_areas(
 
 
 @router.get("/leads/areas/{area_id}", response_model=AreaOut)
-def get_area(area_id: str, caller: CurrentCaller, session: SessionDep) -> AreaOut:
-    return AreaOut.model_validate(leads.load_area(session, area_id))
+def get_area(
+    area_id: str, caller: CurrentCaller, session: SessionDep, response: Response
+) -> AreaOut:
+    out = AreaOut.model_validate(leads.load_area(session, area_id))
+    _etag(response, out.version)
+    return out
+
+
+@router.patch("/leads/areas/{area_id}", response_model=AreaOut)
+def patch_area(
+    area_id: str,
+    body: AreaPatch,
+    caller: CurrentCaller,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AreaOut:
+    """Rename an area, change its kind or contracted unit, or replace its streets and estates
+    (administrators, heads of the unit's subtree), naming the version read: ``If-Match`` (412
+    when stale) or ``version`` (409); neither, 428. A street or estate an entry names stays
+    (409 with ``in_use``)."""
+    area = leads.update_area(session, area_id, body, caller, if_match)
+    _etag(response, area.version)
+    return AreaOut.model_validate(leads.load_area(session, area.id))
 
 
 # -- entries ------------------------------------------------------------------------------------
@@ -80,6 +110,7 @@ def post_lead(
     """Collect a target-list entry (staff who hold a book, heads); its line follows the area."""
     lead = leads.create_lead(session, body, caller)
     response.headers["Location"] = f"{leads.LEADS_PATH}/{lead.id}"
+    _etag(response, lead.version)
     return leads.rows_out(session, [lead])[0]
 
 
@@ -135,9 +166,30 @@ def list_leads(
 
 
 @router.get("/target-lists/{lead_id}", response_model=LeadDetail)
-def get_lead(lead_id: str, caller: CurrentCaller, session: SessionDep) -> LeadDetail:
+def get_lead(
+    lead_id: str, caller: CurrentCaller, session: SessionDep, response: Response
+) -> LeadDetail:
     """An entry with its bids and stage history."""
-    return leads.detail(session, lead_id, caller)
+    out = leads.detail(session, lead_id, caller)
+    _etag(response, out.version)
+    return out
+
+
+@router.patch("/target-lists/{lead_id}", response_model=LeadOut)
+def patch_lead(
+    lead_id: str,
+    body: LeadPatch,
+    caller: CurrentCaller,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> LeadOut:
+    """Change an open entry (its collector or marketer, administrators, heads of its unit),
+    naming the version read: ``If-Match`` (412 when stale) or ``version`` (409); neither, 428.
+    Its kind and area (which route it to a line) change only while it is collected."""
+    lead = leads.update_lead(session, lead_id, body, caller, if_match)
+    _etag(response, lead.version)
+    return leads.rows_out(session, [lead])[0]
 
 
 @router.post("/target-lists/{lead_id}/claim", response_model=LeadOut)
@@ -148,19 +200,26 @@ def claim_lead(lead_id: str, body: NoteIn, caller: CurrentCaller, session: Sessi
 
 @router.post("/target-lists/{lead_id}/distribute", response_model=LeadOut)
 def distribute_lead(
-    lead_id: str, body: DistributeIn, caller: CurrentCaller, session: SessionDep
+    lead_id: str, body: DistributeIn, caller: CurrentCaller, session: SessionDep, request: Request
 ) -> LeadOut:
     """Give a collected entry its marketer: the one named, else the claimant, else the manager
     of its street or estate, else the nearest customer manager of its line (same industry first,
-    then the least loaded)."""
-    return leads.rows_out(session, [leads.distribute(session, lead_id, body, caller)])[0]
+    then the least loaded). Publishes ``lead.distributed`` and ``lead.stage_changed``."""
+    recorder = get_runtime(request).recorder
+    lead = leads.distribute(session, recorder, lead_id, body, caller)
+    return leads.rows_out(session, [lead])[0]
 
 
 @router.post("/target-lists/{lead_id}/stage", response_model=LeadOut)
-def move_lead(lead_id: str, body: StageIn, caller: CurrentCaller, session: SessionDep) -> LeadOut:
+def move_lead(
+    lead_id: str, body: StageIn, caller: CurrentCaller, session: SessionDep, request: Request
+) -> LeadOut:
     """Move an entry: distributed → feedback → screened → target (with a plan) → won, or lost
-    from any open stage; 409 for any other move."""
-    return leads.rows_out(session, [leads.move(session, lead_id, body, caller)])[0]
+    from any open stage; 409 for any other move. A win names the customer the entry became
+    (``customer_id``, known here, else 422): without an owner it becomes the marketer's
+    (谁营销谁维护), else it keeps its owner. Publishes ``lead.stage_changed`` (and ``lead.won``)."""
+    recorder = get_runtime(request).recorder
+    return leads.rows_out(session, [leads.move(session, recorder, lead_id, body, caller)])[0]
 
 
 @router.post("/target-lists/{lead_id}/post", response_model=LeadOut)
@@ -179,9 +238,12 @@ def bid_for_lead(lead_id: str, body: NoteIn, caller: CurrentCaller, session: Ses
 
 
 @router.post("/target-lists/{lead_id}/award", response_model=LeadOut)
-def award_lead(lead_id: str, body: AwardIn, caller: CurrentCaller, session: SessionDep) -> LeadOut:
-    """Award a posted entry to one bidder, who becomes its marketer."""
-    return leads.rows_out(session, [leads.award(session, lead_id, body, caller)])[0]
+def award_lead(
+    lead_id: str, body: AwardIn, caller: CurrentCaller, session: SessionDep, request: Request
+) -> LeadOut:
+    """Award a posted entry to one bidder, who becomes its marketer (``lead.distributed``)."""
+    recorder = get_runtime(request).recorder
+    return leads.rows_out(session, [leads.award(session, recorder, lead_id, body, caller)])[0]
 
 
 # -- the funnel ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from crmkit.http import SessionDep, get_runtime
 from crmkit.schemas import Page
 from services.assignment import teams
 from services.assignment.schemas_teams import (
+    DesignationClosed,
+    DesignationCloseIn,
     DesignationIn,
     DesignationOut,
     TeamCase,
@@ -45,6 +47,30 @@ def post_designation(
 ) -> DesignationOut:
     """Name a customer as needing a team (line departments, auditors, administrators)."""
     return DesignationOut.model_validate(teams.designate(session, body, caller))
+
+
+@router.post("/teams/designations/{designation_id}/close", response_model=DesignationClosed)
+def close_designation(
+    designation_id: str,
+    body: DesignationCloseIn,
+    caller: CurrentCaller,
+    session: SessionDep,
+    request: Request,
+) -> DesignationClosed:
+    """Close a designation, with the reason (those who may designate the customer). When the
+    customer then meets no case, its team is dissolved: each member is released
+    (``ownership.released``, role ``team_member``)."""
+    recorder = get_runtime(request).recorder
+    designation, cases, released = teams.close_designation(
+        session, recorder, designation_id, body, caller
+    )
+    return DesignationClosed.model_validate(
+        {
+            **DesignationOut.model_validate(designation).model_dump(),
+            "cases": cases,
+            "released": released,
+        }
+    )
 
 
 @router.get("/teams/{customer_id}", response_model=TeamOut)

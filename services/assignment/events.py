@@ -1,6 +1,8 @@
-"""Events the assignment service publishes: who owns and who serves each customer.
+"""Events the assignment service publishes: who owns and who serves each customer, the staff,
+handovers, and the target-list entries (leads) as they are distributed, move and are won.
 
-The customer service keeps its ownership read model from these events.
+The customer service keeps its ownership read model from the ownership events. Lead events are
+keyed by the entry's id, so one entry's events stay in order.
 """
 
 from crmkit.events import EventSpec
@@ -33,6 +35,22 @@ STAFF_CHANGED = EventSpec(
     "A staff member was added or changed: roles, line, grade, unit, capacity, status",
 )
 
+LEAD_DISTRIBUTED = EventSpec(
+    "lead.distributed",
+    1,
+    STREAM,
+    "A target-list entry was given its marketer: distributed, or awarded to a bidder (名单制)",
+)
+LEAD_STAGE_CHANGED = EventSpec(
+    "lead.stage_changed", 1, STREAM, "A target-list entry moved along the funnel, or was lost"
+)
+LEAD_WON = EventSpec(
+    "lead.won",
+    1,
+    STREAM,
+    "A target-list entry was won and became a customer (its marketer owns it if nobody did)",
+)
+
 PUBLISHED: tuple[EventSpec, ...] = (
     OWNERSHIP_ASSIGNED,
     OWNERSHIP_TRANSFERRED,
@@ -40,4 +58,7 @@ PUBLISHED: tuple[EventSpec, ...] = (
     HANDOVER_STARTED,
     HANDOVER_COMPLETED,
     STAFF_CHANGED,
+    LEAD_DISTRIBUTED,
+    LEAD_STAGE_CHANGED,
+    LEAD_WON,
 )

@@ -126,3 +126,21 @@ def financials_updated(session: Session, event: Envelope) -> None:
     profile.overdue_amount = Decimal(data["overdue_amount"])
     profile.products = sorted(set(data.get("products") or []))
     profile.updated_at = utcnow()
+
+
+# The rating service's grades and limits kept for the reports register here too.
+from services.assignment import handlers_rating  # noqa: E402,F401
+
+
+@registry.on("rating", "risk.flagged", versions=(1,))
+@registry.on("rating", "risk.cleared", versions=(1,))
+def risk_status_changed(session: Session, event: Envelope) -> None:
+    """The customer's risk status after a flag was raised or cleared (``watch``, ``warning``,
+    ``severe``; None when no flag stays open): the ``anomaly`` team case reads it. A customer not
+    known here yet fails the event, which is retried and dead-lettered for a replay, not lost."""
+    data = event.data
+    profile = _profile_of(session, data["customer_id"])
+    if profile is None:
+        raise LookupError(f"customer {data['customer_id']} is not known to the assignment service")
+    profile.risk_flag = None if data["risk_status"] == "none" else data["risk_status"]
+    profile.updated_at = utcnow()

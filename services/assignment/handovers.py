@@ -4,7 +4,8 @@ reassigned by a plan and approved; and the auditors' spot-checks of books.
 Starting a handover snapshots the staff member's book and freezes it: ``service.change_owner``
 asks :func:`frozen_book` and refuses moves out of it and into it, except the handover's own.
 Approval moves each customer with ``change_owner`` (which commits per customer), so an approval
-stopped half-way is resumed by approving again: customers already moved are skipped.
+stopped half-way is resumed by approving again: customers already moved are skipped. Approvals
+of one handover run one at a time (its row stays locked for the whole approval).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -149,8 +151,8 @@ def _sync_customers(session: Session, handover: Handover) -> None:
 def load(session: Session, handover_id: str, caller: Caller, *, lock: bool = False) -> Handover:
     """A handover the caller may read (its subtree, or their own)."""
     query = select(Handover).where(Handover.id == handover_id)
-    if lock:
-        query = query.with_for_update()
+    if lock:  # NO KEY UPDATE: the handover's customers (a foreign key to it) may be written
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
     handover = session.scalars(query).first()
     if handover is None or not (
         handover.staff_id == caller.subject or access.may_read(caller, handover.org_unit)
@@ -357,9 +359,33 @@ def approve(
     caller: Caller,
 ) -> Handover:
     """Move every customer to its receiver once all are audited clear; then release the
-    manager. Resumable: customers already moved are skipped."""
+    manager. Resumable: customers already moved are skipped.
+
+    One approval at a time: ``session`` holds the handover's row locked from the first read to
+    the completion, while the customers are moved, one commit each, in a second session on the
+    same database (the lock is ``FOR NO KEY UPDATE``, so those commits may still write the
+    handover's customers). A concurrent approval waits for the lock, then finds the handover
+    completed (409) or, when this one stopped half-way, resumes it.
+    """
     handover = load(session, handover_id, caller, lock=True)
     _check_manager(caller, handover)
+    with _beside(session) as work:
+        count = _move_book(work, recorder, handover, body, caller)
+    return _complete(session, recorder, handover, caller, count)
+
+
+@contextmanager
+def _beside(session: Session) -> Iterator[Session]:
+    """A second session on ``session``'s database, with its settings and event recorder."""
+    with Session(bind=session.get_bind(), expire_on_commit=False, info=dict(session.info)) as other:
+        yield other
+
+
+def _move_book(
+    session: Session, recorder: EventRecorder, handover: Handover, body: ApproveIn, caller: Caller
+) -> int:
+    """Check the blockers, keep the overrides, then transfer each customer not moved yet (one
+    commit each); returns how many customers the handover holds."""
     _sync_customers(session, handover)
     rows = {r.customer_id: r for r in customers_of(session, handover.id)}
     unknown = sorted(set(body.overrides) - set(rows))
@@ -406,17 +432,15 @@ def approve(
             may_take=lambda staff: access.may_manage(caller, staff.org_unit),
             within_handover=True,
         )
-    return _complete(session, recorder, handover.id, caller, len(rows))
+    return len(rows)
 
 
 def _complete(
-    session: Session, recorder: EventRecorder, handover_id: str, caller: Caller, count: int
+    session: Session, recorder: EventRecorder, handover: Handover, caller: Caller, count: int
 ) -> Handover:
-    handover = session.scalars(
-        select(Handover).where(Handover.id == handover_id).with_for_update()
-    ).one()
-    if handover.status != OPEN:  # a concurrent approval completed it
-        return handover
+    """Complete the handover locked in ``session``: the book is empty, the manager released."""
+    if handover.status != OPEN:
+        raise Conflict(f"handover {handover.id} is {handover.status}")
     if _book_ids(session, handover.staff_id):
         raise Conflict(
             f"the book of {handover.staff_id} changed during the approval; approve again"

@@ -9,6 +9,11 @@ area's unit, then up the org tree), preferring those who already hold entries of
 行业归类, then the least loaded (open entries plus book). The entry then moves collected →
 distributed → feedback → screened → target (with a plan) → won | lost. Key targets may be posted
 for bidding; the head awards one bidder, and the posted reward is recorded when the entry is won.
+
+A won entry names the customer it became: who markets, maintains 谁营销谁维护 — a customer without
+an owner becomes the marketer's, in the transaction of the win. Each distribution, change of stage
+and win is published (``lead.distributed``, ``lead.stage_changed``, ``lead.won``, keyed by the
+entry) in the transaction that makes it. Areas and open entries are edited naming the version read.
 """
 
 from __future__ import annotations
@@ -16,42 +21,49 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.db import in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from services.assignment import access
+from crmkit.outbox import EventRecorder
+from crmkit.versioning import check_version
+from services.assignment import access, events, service
 from services.assignment.models import OrgUnit, Staff
 from services.assignment.models_leads import Lead, LeadArea, LeadBid, LeadStageChange, LeadSubArea
 from services.assignment.rules import ancestors
+from services.assignment.schemas import AssignmentIn, AssignmentMode, OwnershipReason
 from services.assignment.schemas_leads import (
     AreaIn,
     AreaKind,
+    AreaPatch,
     AwardIn,
     BidOut,
     DistributeIn,
     FunnelLine,
     FunnelOut,
+    InfoStatus,
     LeadDetail,
     LeadIn,
     LeadKind,
     LeadOut,
+    LeadPatch,
     Line,
     NoteIn,
     PostIn,
     Stage,
     StageChangeOut,
     StageIn,
+    SubAreaIn,
     SubAreaOut,
 )
-from services.assignment.service import book_sizes
 
 LEADS_PATH = "/api/v1/target-lists"
 CUSTOMER_MANAGER = "customer_manager"
@@ -113,21 +125,48 @@ def _book_staff(session: Session, caller: Caller) -> Staff:
 
 
 # -- areas --------------------------------------------------------------------------------------
-def create_area(session: Session, body: AreaIn, caller: Caller) -> LeadArea:
-    """A service area contracted to ``body.org_unit``, by an administrator or a head of it."""
-    if session.get(OrgUnit, body.org_unit) is None:
+def _check_unit(session: Session, org_unit: str, caller: Caller) -> None:
+    if session.get(OrgUnit, org_unit) is None:
         raise ValidationFailed(
-            f"no org unit {body.org_unit}",
+            f"no org unit {org_unit}",
             errors=[{"field": "org_unit", "reason": "unknown org unit"}],
         )
-    if not access.may_manage(caller, body.org_unit):
-        raise Forbidden(f"you may not contract areas to {body.org_unit}")
-    names = [s.name for s in body.sub_areas]
+    if not access.may_manage(caller, org_unit):
+        raise Forbidden(
+            f"you may not contract areas to {org_unit}: administrators and the heads of its "
+            "subtree do"
+        )
+
+
+def _check_sub_areas(
+    session: Session,
+    subs: Sequence[SubAreaIn],
+    caller: Caller,
+    kept: Mapping[str, str | None] | None = None,
+) -> None:
+    """Streets and estates named once each, contracted to staff the caller manages (``kept``:
+    the contracts an area has already, by name, which stay as they are without a check)."""
+    names = [s.name for s in subs]
     if len(set(names)) != len(names):
         raise ValidationFailed(
             "each street or estate is named once",
             errors=[{"field": "sub_areas", "reason": "duplicate name"}],
         )
+    for n, sub in enumerate(subs):
+        if sub.staff_id is None or (kept is not None and kept.get(sub.name) == sub.staff_id):
+            continue
+        member = session.get(Staff, sub.staff_id)
+        if member is None or not access.may_manage(caller, member.org_unit):
+            raise ValidationFailed(
+                f"no staff member {sub.staff_id} you may contract a street or estate to",
+                errors=[{"field": f"sub_areas.{n}.staff_id", "reason": "unknown staff"}],
+            )
+
+
+def create_area(session: Session, body: AreaIn, caller: Caller) -> LeadArea:
+    """A service area contracted to ``body.org_unit``, by an administrator or a head of it."""
+    _check_unit(session, body.org_unit, caller)
+    _check_sub_areas(session, body.sub_areas, caller)
     area = LeadArea(
         id=str(uuid.uuid4()),
         name=body.name,
@@ -137,19 +176,96 @@ def create_area(session: Session, body: AreaIn, caller: Caller) -> LeadArea:
         created_by=caller.subject,
     )
     session.add(area)
-    for n, sub in enumerate(body.sub_areas):
-        if sub.staff_id is not None:
-            member = session.get(Staff, sub.staff_id)
-            if member is None or not access.may_manage(caller, member.org_unit):
-                raise ValidationFailed(
-                    f"no staff member {sub.staff_id} you may contract a street or estate to",
-                    errors=[{"field": f"sub_areas.{n}.staff_id", "reason": "unknown staff"}],
-                )
+    for sub in body.sub_areas:
         session.add(
             LeadSubArea(area_id=area.id, name=sub.name, kind=sub.kind.value, staff_id=sub.staff_id)
         )
     session.commit()
     return area
+
+
+def update_area(
+    session: Session, area_id: str, body: AreaPatch, caller: Caller, if_match: str | None
+) -> LeadArea:
+    """Rename an area, change its kind, contract it to another unit or replace its streets and
+    estates (administrators, heads of its unit and of the new one), naming the version read.
+
+    Entries collected before keep the area kind and line they were routed by. A street or estate
+    an entry names is not removed (409 with ``in_use``).
+    """
+    area = session.scalars(
+        select(LeadArea).where(LeadArea.id == area_id).with_for_update()
+    ).one_or_none()
+    if area is None:
+        raise NotFound(f"no area {area_id}")
+    if not access.may_manage(caller, area.org_unit):
+        raise Forbidden(
+            f"you may not change areas of {area.org_unit}: administrators and the heads of its "
+            "subtree do"
+        )
+    check_version(f"area {area.id}", area.version, body.version, if_match)
+    with session.no_autoflush:  # one UPDATE of the area: one new version
+        if not _edit_area(session, area, body, caller):
+            return area  # the same values again are no change: no new version
+        area.updated_at, area.updated_by = utcnow(), caller.subject
+    try:
+        session.commit()
+    except StaleDataError as exc:
+        session.rollback()
+        raise Conflict(f"area {area_id} was changed concurrently; read it again") from exc
+    return area
+
+
+def _edit_area(session: Session, area: LeadArea, body: AreaPatch, caller: Caller) -> bool:
+    """Apply the fields given; True when anything changed."""
+    given = body.model_fields_set - {"version"}
+    changed = False
+    if "org_unit" in given and body.org_unit is not None and body.org_unit != area.org_unit:
+        _check_unit(session, body.org_unit, caller)
+        area.org_unit, changed = body.org_unit, True
+    if "name" in given and body.name is not None and body.name != area.name:
+        area.name, changed = body.name, True
+    if "kind" in given and body.kind is not None and body.kind.value != area.kind:
+        area.kind, changed = body.kind.value, True
+    if "sub_areas" in given and body.sub_areas is not None:
+        changed = _replace_sub_areas(session, area, body.sub_areas, caller) or changed
+    return changed
+
+
+def _replace_sub_areas(
+    session: Session, area: LeadArea, subs: Sequence[SubAreaIn], caller: Caller
+) -> bool:
+    """Make the area's streets and estates ``subs``; True when anything changed."""
+    current = {s.name: s for s in _sub_areas(session, [area.id]).get(area.id, [])}
+    _check_sub_areas(session, subs, caller, {name: s.staff_id for name, s in current.items()})
+    wanted = {s.name: s for s in subs}
+    removed = sorted(set(current) - set(wanted))
+    if removed:
+        in_use = session.scalars(
+            select(Lead.sub_area)
+            .where(Lead.area_id == area.id, Lead.sub_area.in_(removed))
+            .distinct()
+            .order_by(Lead.sub_area)
+        ).all()
+        if in_use:
+            raise Conflict(
+                "target-list entries name these streets or estates; they stay",
+                in_use=list(in_use),
+            )
+    for name in removed:
+        session.delete(current[name])
+    changed = bool(removed)
+    for name, sub in wanted.items():
+        existing = current.get(name)
+        if existing is None:
+            session.add(
+                LeadSubArea(area_id=area.id, name=name, kind=sub.kind.value, staff_id=sub.staff_id)
+            )
+            changed = True
+        elif (existing.kind, existing.staff_id) != (sub.kind.value, sub.staff_id):
+            existing.kind, existing.staff_id = sub.kind.value, sub.staff_id
+            changed = True
+    return changed
 
 
 def _sub_areas(session: Session, area_ids: Iterable[str]) -> dict[str, list[LeadSubArea]]:
@@ -169,8 +285,11 @@ def area_out(area: LeadArea, subs: Sequence[LeadSubArea]) -> dict[str, Any]:
         "kind": area.kind,
         "org_unit": area.org_unit,
         "sub_areas": [SubAreaOut.model_validate(s) for s in subs],
+        "version": area.version,
         "created_at": area.created_at,
         "created_by": area.created_by,
+        "updated_at": area.updated_at,
+        "updated_by": area.updated_by,
     }
 
 
@@ -259,12 +378,64 @@ def _change(lead: Lead, old: str | None, new: str, note: str | None, actor: str)
     )
 
 
-def _move(session: Session, lead: Lead, new: str, note: str | None, actor: str) -> None:
-    session.add(_change(lead, lead.stage, new, note, actor))
+def _move(
+    session: Session,
+    recorder: EventRecorder,
+    lead: Lead,
+    new: str,
+    note: str | None,
+    actor: str,
+) -> None:
+    """Move the entry to ``new``, kept in its history and announced as ``lead.stage_changed``."""
+    old = lead.stage
+    session.add(_change(lead, old, new, note, actor))
     lead.stage = new
     if new in RANK and RANK[new] > RANK[lead.furthest]:
         lead.furthest = new
     lead.updated_at = utcnow()
+    recorder.record(
+        session,
+        events.LEAD_STAGE_CHANGED,
+        {
+            "lead_id": lead.id,
+            "from_stage": old,
+            "to_stage": new,
+            "furthest": lead.furthest,
+            "marketer_id": lead.marketer_id,
+            "business_line": lead.business_line,
+            "org_unit": lead.org_unit,
+            "changed_at": lead.updated_at.isoformat(),
+            "changed_by": actor,
+        },
+        key=lead.id,
+        actor=actor,
+    )
+
+
+def _announce_distribution(
+    session: Session, recorder: EventRecorder, lead: Lead, previous: str | None, actor: str
+) -> None:
+    """``lead.distributed``: the entry's marketer now, and why."""
+    assert lead.marketer_id is not None and lead.distributed_at is not None
+    recorder.record(
+        session,
+        events.LEAD_DISTRIBUTED,
+        {
+            "lead_id": lead.id,
+            "name": lead.name,
+            "kind": lead.kind,
+            "business_line": lead.business_line,
+            "org_unit": lead.org_unit,
+            "area_id": lead.area_id,
+            "marketer_id": lead.marketer_id,
+            "previous_marketer_id": previous,
+            "basis": lead.distribution_basis,
+            "distributed_at": lead.distributed_at.isoformat(),
+            "distributed_by": actor,
+        },
+        key=lead.id,
+        actor=actor,
+    )
 
 
 def _own(lead: Lead, caller: Caller) -> bool:
@@ -395,7 +566,7 @@ def choose(session: Session, lead: Lead) -> Choice:
         if CUSTOMER_MANAGER in s.roles
     ]
     ids = [s.id for s in members]
-    held, books = open_entries(session, ids), book_sizes(session, ids)
+    held, books = open_entries(session, ids), service.book_sizes(session, ids)
     industry = _same_industry(session, ids, lead)
     for unit in ancestors(lead.org_unit):  # nearest first: the unit, then its parent's subtree
         near = [s for s in members if s.org_unit == unit or s.org_unit.startswith(unit + "/")]
@@ -418,7 +589,9 @@ def choose(session: Session, lead: Lead) -> Choice:
     )
 
 
-def distribute(session: Session, lead_id: str, body: DistributeIn, caller: Caller) -> Lead:
+def distribute(
+    session: Session, recorder: EventRecorder, lead_id: str, body: DistributeIn, caller: Caller
+) -> Lead:
     """Give a collected entry its marketer (administrators, heads of the area's unit)."""
     lead = _lead(session, lead_id, caller, lock=True)
     _check_manager(lead, caller, "distribute")
@@ -441,13 +614,17 @@ def distribute(session: Session, lead_id: str, body: DistributeIn, caller: Calle
     lead.marketer_id, lead.distribution_basis = choice.staff_id, choice.basis
     lead.distributed_at, lead.distributed_by = utcnow(), caller.subject
     note = f"{choice.detail}; {body.note}" if body.note else choice.detail
-    _move(session, lead, Stage.distributed.value, note[:500], caller.subject)
+    _move(session, recorder, lead, Stage.distributed.value, note[:500], caller.subject)
+    _announce_distribution(session, recorder, lead, None, caller.subject)
     session.commit()
     return lead
 
 
-def move(session: Session, lead_id: str, body: StageIn, caller: Caller) -> Lead:
-    """Move an entry along the funnel (its marketer, administrators, heads of its unit)."""
+def move(
+    session: Session, recorder: EventRecorder, lead_id: str, body: StageIn, caller: Caller
+) -> Lead:
+    """Move an entry along the funnel (its marketer, administrators, heads of its unit). A win
+    names the customer the entry became: see :func:`_win`."""
     lead = _lead(session, lead_id, caller, lock=True)
     if lead.marketer_id != caller.subject:
         _check_manager(lead, caller, "move")
@@ -466,19 +643,174 @@ def move(session: Session, lead_id: str, body: StageIn, caller: Caller) -> Lead:
             "a target needs its marketing plan",
             errors=[{"field": "plan", "reason": "required for target"}],
         )
+    won = new == Stage.won.value
+    if won:
+        _check_customer(session, body.customer_id)
+    elif body.customer_id is not None:
+        raise ValidationFailed(
+            "a customer is named only when the entry is won",
+            errors=[{"field": "customer_id", "reason": "only with stage won"}],
+        )
     if body.plan is not None:
         lead.plan = body.plan
     if new in FINAL:
         lead.result_note = body.note
-        if lead.bidding == _AWARDED and new == Stage.won.value:
+        if lead.bidding == _AWARDED and won:
             lead.reward = lead.bid_reward
         elif lead.bidding == _OPEN:
             lead.bidding = _CLOSED
             for bid in _bids(session, lead.id):
                 bid.status = _NOT_AWARDED
-    _move(session, lead, new, body.note, caller.subject)
-    session.commit()
+    _move(session, recorder, lead, new, body.note, caller.subject)
+    if won:
+        assert body.customer_id is not None
+        _win(session, recorder, lead, body.customer_id, caller.subject)  # commits
+    else:
+        session.commit()
     return lead
+
+
+def _check_customer(session: Session, customer_id: str | None) -> None:
+    """A won entry names the customer it became, one this service knows (422 otherwise)."""
+    if customer_id is None:
+        raise ValidationFailed(
+            "a won entry names the customer it became",
+            errors=[{"field": "customer_id", "reason": "required for won"}],
+        )
+    if service.customer_unit(session, customer_id) is None:
+        raise ValidationFailed(
+            f"no customer {customer_id} is known to the assignment service (yet)",
+            errors=[{"field": "customer_id", "reason": "unknown customer"}],
+        )
+
+
+def _win(
+    session: Session, recorder: EventRecorder, lead: Lead, customer_id: str, actor: str
+) -> None:
+    """Link the won entry to its customer and commit. Who markets, maintains 谁营销谁维护: a
+    customer without an owner becomes the marketer's (``ownership.assigned``, reason
+    ``marketed``; the owner rules apply: 422 when the marketer cannot take it); a customer with
+    an owner keeps it, and the entry records who it is."""
+    marketer = lead.marketer_id
+    assert marketer is not None  # a target was distributed
+    owner = service.current_owner(session, customer_id, lock=True)
+    lead.customer_id = customer_id
+    lead.owner_assigned = owner is None
+    lead.customer_owner_id = owner.staff_id if owner is not None else marketer
+    recorder.record(
+        session,
+        events.LEAD_WON,
+        {
+            "lead_id": lead.id,
+            "customer_id": customer_id,
+            "marketer_id": marketer,
+            "owner_id": lead.customer_owner_id,
+            "owner_assigned": lead.owner_assigned,
+            "business_line": lead.business_line,
+            "org_unit": lead.org_unit,
+            "reward": f"{lead.reward:.2f}" if lead.reward is not None else None,
+            "won_at": lead.updated_at.isoformat(),
+            "decided_by": actor,
+        },
+        key=lead.id,
+        actor=actor,
+    )
+    if owner is not None:
+        session.commit()
+        return
+    assignment = AssignmentIn(
+        customer_id=customer_id,
+        mode=AssignmentMode.assign,
+        staff_id=marketer,
+        reason=OwnershipReason.marketed,
+        note=f"won target-list entry {lead.id}",
+    )
+    try:
+        service.change_owner(session, recorder, assignment, actor)  # commits the entry with it
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            f"the marketer {marketer} cannot become the owner of customer {customer_id}: "
+            f"{exc.detail}",
+            errors=[{"field": "customer_id", "reason": exc.detail}],
+        ) from exc
+
+
+# -- editing ------------------------------------------------------------------------------------
+_EDITABLE = (
+    "name",
+    "sub_market",
+    "industry",
+    "current_bank",
+    "contact",
+    "info_status",
+    "willing_to_borrow",
+    "notes",
+)
+_REQUIRED = frozenset({"name", "info_status", "kind", "area_id"})
+
+
+def update_lead(
+    session: Session, lead_id: str, body: LeadPatch, caller: Caller, if_match: str | None
+) -> Lead:
+    """Change an open entry (its collector or marketer, administrators, heads of its unit),
+    naming the version read. The kind and the area decide the line, so they change only while
+    the entry is collected (409 later); the line, area kind and unit follow them."""
+    lead = _lead(session, lead_id, caller, lock=True)
+    if caller.subject not in (lead.created_by, lead.marketer_id):
+        _check_manager(lead, caller, "change")
+    _check_open(lead)
+    check_version(f"target-list entry {lead.id}", lead.version, body.version, if_match)
+    given = {
+        name
+        for name in body.model_fields_set - {"version"}
+        if getattr(body, name) is not None or name not in _REQUIRED
+    }
+    if {"kind", "area_id"} & given and lead.stage != Stage.collected.value:
+        raise Conflict(
+            f"the entry is {lead.stage}; its kind and area change only while it is collected",
+            stage=lead.stage,
+        )
+    before = {c.key: getattr(lead, c.key) for c in Lead.__table__.columns}
+    with session.no_autoflush:  # one UPDATE of the entry: one new version
+        _edit_lead(session, lead, body, given)
+    if all(getattr(lead, key) == value for key, value in before.items()):
+        return lead  # the same values again are no change: no new version
+    lead.updated_at = utcnow()
+    try:
+        session.commit()
+    except StaleDataError as exc:
+        session.rollback()
+        raise Conflict(
+            f"target-list entry {lead_id} was changed concurrently; read it again"
+        ) from exc
+    return lead
+
+
+def _edit_lead(session: Session, lead: Lead, body: LeadPatch, given: set[str]) -> None:
+    """Apply the fields ``given``: the routing (kind, area) first, then the rest."""
+    area = session.get(LeadArea, body.area_id if "area_id" in given else lead.area_id)
+    if area is None:
+        raise ValidationFailed(
+            f"no area {body.area_id}", errors=[{"field": "area_id", "reason": "unknown area"}]
+        )
+    routing = bool({"kind", "area_id"} & given)
+    if routing:
+        kind = body.kind.value if body.kind is not None else lead.kind
+        lead.kind, lead.area_id, lead.area_kind = kind, area.id, area.kind
+        lead.org_unit, lead.business_line = area.org_unit, line_for(area.kind, kind)
+    for name in _EDITABLE:
+        if name in given:
+            value = getattr(body, name)
+            setattr(lead, name, value.value if isinstance(value, InfoStatus) else value)
+    if "sub_area" in given:
+        lead.sub_area = body.sub_area
+    if lead.sub_area is not None and (routing or "sub_area" in given):
+        names = {s.name for s in _sub_areas(session, [area.id]).get(area.id, [])}
+        if lead.sub_area not in names:
+            raise ValidationFailed(
+                f"area {area.name} has no street or estate {lead.sub_area}",
+                errors=[{"field": "sub_area", "reason": "not a street or estate of the area"}],
+            )
 
 
 # -- bidding ------------------------------------------------------------------------------------
@@ -524,7 +856,9 @@ def bid(session: Session, lead_id: str, body: NoteIn, caller: Caller) -> LeadBid
     return entry
 
 
-def award(session: Session, lead_id: str, body: AwardIn, caller: Caller) -> Lead:
+def award(
+    session: Session, recorder: EventRecorder, lead_id: str, body: AwardIn, caller: Caller
+) -> Lead:
     """Award a posted entry to one bidder, who becomes its marketer."""
     lead = _lead(session, lead_id, caller, lock=True)
     _check_manager(lead, caller, "award")
@@ -540,14 +874,16 @@ def award(session: Session, lead_id: str, body: AwardIn, caller: Caller) -> Lead
         )
     for entry in bids:
         entry.status = _WON_BID if entry is winner else _NOT_AWARDED
+    previous = lead.marketer_id
     lead.bidding, lead.marketer_id, lead.distribution_basis = _AWARDED, winner.staff_id, "bid"
     lead.distributed_at, lead.distributed_by = utcnow(), caller.subject
     note = body.note or f"awarded to {winner.staff_id}"
     if lead.stage == Stage.collected.value:
-        _move(session, lead, Stage.distributed.value, note, caller.subject)
+        _move(session, recorder, lead, Stage.distributed.value, note, caller.subject)
     else:
         session.add(_change(lead, lead.stage, lead.stage, note, caller.subject))
         lead.updated_at = utcnow()
+    _announce_distribution(session, recorder, lead, previous, caller.subject)
     session.commit()
     return lead
 

@@ -41,10 +41,17 @@ class CustomerProfile(Base):
     loans: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     aum: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     overdue_amount: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
-    # A risk flag of the rating service (anomaly 异常); it publishes none yet: set by nothing.
+    # The customer's risk status from the rating service's risk.flagged / risk.cleared (watch,
+    # warning, severe; None when no flag is open): the anomaly 异常 team case.
     risk_flag: Mapped[str | None] = mapped_column(String(40), nullable=True)
     products: Mapped[list[str]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The grade in force 信用等级 (``rating.confirmed``) and the approved limit 授信额度
+    # (``credit_limit.approved``, gone with its ``credit_limit.expired``), from the rating service.
+    credit_grade: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    credit_limit: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    credit_limit_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    credit_limit_expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
 class OrgUnit(Base):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmkit.db import BigIntId, Money, UtcDateTime
@@ -15,7 +15,8 @@ from services.assignment.models import Base
 
 
 class LeadArea(Base):
-    """A service area 片区 contracted 划片包干 to an org unit (a sub-branch or cooperative)."""
+    """A service area 片区 contracted 划片包干 to an org unit (a sub-branch or cooperative).
+    Edited by naming the version read; a change of its streets and estates is a new version."""
 
     __tablename__ = "lead_areas"
 
@@ -23,8 +24,13 @@ class LeadArea(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))  # urban, rural, farm, forest_farm, out_of_town
     org_unit: Mapped[str] = mapped_column(ForeignKey("org_units.path"), index=True)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
 
 class LeadSubArea(Base):
@@ -42,7 +48,8 @@ class LeadSubArea(Base):
 
 
 class Lead(Base):
-    """A lead / target-list entry 目标客户 (附件4), from ``collected`` to ``won`` or ``lost``."""
+    """A lead / target-list entry 目标客户 (附件4), from ``collected`` to ``won`` or ``lost``.
+    A won entry names the customer it became and who owned that customer then."""
 
     __tablename__ = "leads"
 
@@ -76,9 +83,16 @@ class Lead(Base):
     bid_reward: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     reward: Mapped[Decimal | None] = mapped_column(Money, nullable=True)  # recorded when won
     result_note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    customer_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    customer_owner_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # True when the win made the marketer the customer's owner (谁营销谁维护).
+    owner_assigned: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
 
 class LeadStageChange(Base):

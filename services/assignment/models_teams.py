@@ -28,7 +28,7 @@ class TeamMember(Base):
 
 class TeamDesignation(Base):
     """A customer named by product or internal-control staff as needing a team, open until
-    closed."""
+    closed (when, by whom and why)."""
 
     __tablename__ = "team_designations"
 
@@ -40,6 +40,7 @@ class TeamDesignation(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     __table_args__ = (
         # One open designation per customer.

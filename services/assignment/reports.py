@@ -16,7 +16,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -149,6 +149,9 @@ def _responsibility_query(scope: str | None, business_line: str | None) -> Selec
             refs.name.label("customer_name"),
             refs.kind,
             CustomerProfile.value_tier,
+            CustomerProfile.credit_grade,
+            CustomerProfile.credit_limit,
+            CustomerProfile.credit_limit_expires_on,
             CustomerProfile.deposits,
             CustomerProfile.loans,
             CustomerProfile.business_date,
@@ -167,7 +170,17 @@ def _responsibility_query(scope: str | None, business_line: str | None) -> Selec
     )
 
 
-def _responsibility_row(row: Row[Any]) -> ResponsibilityRow:
+def credit_limit_in_force(
+    amount: Decimal | None, expires_on: date | None, today: date
+) -> Decimal | None:
+    """The kept limit while in force: past its last day it is shown as none, even before the
+    rating service's ``credit_limit.expired`` arrives."""
+    if amount is None or (expires_on is not None and expires_on < today):
+        return None
+    return amount
+
+
+def _responsibility_row(row: Row[Any], today: date) -> ResponsibilityRow:
     post = post_of(row.roles or [], row.staff_unit_type)
     basis = basis_of(row.reason, post)
     started: datetime = row.started_at
@@ -185,6 +198,8 @@ def _responsibility_row(row: Row[Any]) -> ResponsibilityRow:
         customer_name=row.customer_name,
         customer_kind=row.kind,
         value_tier=row.value_tier,
+        credit_rating=row.credit_grade,
+        credit_limit=credit_limit_in_force(row.credit_limit, row.credit_limit_expires_on, today),
         deposit_balance=row.deposits,
         loan_balance=row.loans,
         figures_as_of=row.business_date,
@@ -243,13 +258,14 @@ def responsibility_report(
     owned = sum(s.owned for s in summary)
     unowned = sum(s.unowned for s in summary)
     query = _responsibility_query(scope, business_line).limit(limit).offset(offset)
-    items = [_responsibility_row(row) for row in session.execute(query)]
+    today = business_today()
+    items = [_responsibility_row(row, today) for row in session.execute(query)]
     return ResponsibilityReport(
         items=items,
         total=owned,
         limit=limit,
         offset=offset,
-        as_of=business_today(),
+        as_of=today,
         summary=summary,
         total_summary=ResponsibilitySummary(
             org_unit=scope or "/",
@@ -297,12 +313,13 @@ def _responsibility_chunks(session: Session, query: Select[Any]) -> Iterator[byt
     writer = csv.writer(buffer)
     writer.writerow([label for _, label in RESPONSIBILITY_COLUMNS])
     yield (BOM + buffer.getvalue()).encode("utf-8")
+    today = business_today()
     result = session.execute(query.execution_options(yield_per=BATCH_ROWS))
     for batch in result.partitions():
         buffer.seek(0)
         buffer.truncate()
         for row in batch:
-            line = _responsibility_row(row)
+            line = _responsibility_row(row, today)
             writer.writerow([csv_cell(getattr(line, name)) for name, _ in RESPONSIBILITY_COLUMNS])
         yield buffer.getvalue().encode("utf-8")
 

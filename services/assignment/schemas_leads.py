@@ -81,6 +81,21 @@ class AreaIn(BaseModel):
     sub_areas: list[SubAreaIn] = Field(default_factory=list, max_length=500)
 
 
+class AreaPatch(BaseModel):
+    """A change of an area; name the version read (``version`` or ``If-Match``). ``sub_areas``
+    replaces the whole list of streets and estates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: AreaKind | None = Field(
+        default=None, description="Entries collected before keep the kind and line they had"
+    )
+    org_unit: OrgPath | None = Field(default=None, description="Contract the area to this unit")
+    sub_areas: list[SubAreaIn] | None = Field(default=None, max_length=500)
+    version: int | None = Field(default=None, ge=1)
+
+
 class SubAreaOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -95,8 +110,11 @@ class AreaOut(BaseModel):
     kind: str
     org_unit: str
     sub_areas: list[SubAreaOut]
+    version: int
     created_at: datetime
     created_by: str
+    updated_at: datetime | None
+    updated_by: str | None
 
 
 # -- leads --------------------------------------------------------------------------------------
@@ -118,6 +136,26 @@ class LeadIn(BaseModel):
     info_status: InfoStatus = InfoStatus.none
     willing_to_borrow: bool | None = None
     notes: str | None = Field(default=None, max_length=1000)
+
+
+class LeadPatch(BaseModel):
+    """A change of a target-list entry; name the version read (``version`` or ``If-Match``).
+    The kind and the area (which decide its line) change only while it is collected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: LeadKind | None = None
+    sub_market: str | None = Field(default=None, max_length=80)
+    industry: str | None = Field(default=None, max_length=80)
+    area_id: str | None = Field(default=None, min_length=1, max_length=36)
+    sub_area: str | None = Field(default=None, max_length=200)
+    current_bank: str | None = Field(default=None, max_length=100)
+    contact: str | None = Field(default=None, max_length=500)
+    info_status: InfoStatus | None = None
+    willing_to_borrow: bool | None = None
+    notes: str | None = Field(default=None, max_length=1000)
+    version: int | None = Field(default=None, ge=1)
 
 
 class NoteIn(BaseModel):
@@ -142,6 +180,12 @@ class StageIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
     plan: str | None = Field(
         default=None, max_length=2000, description="The marketing plan; required for target"
+    )
+    customer_id: str | None = Field(
+        default=None,
+        min_length=36,
+        max_length=36,
+        description="The customer the entry became; required for won (a customer known here)",
     )
 
 
@@ -214,6 +258,12 @@ class LeadOut(BaseModel):
     bid_reward: Decimal | None
     reward: Decimal | None
     result_note: str | None
+    customer_id: str | None = Field(description="The customer a won entry became")
+    customer_owner_id: str | None = Field(description="The customer's owner when it was won")
+    owner_assigned: bool | None = Field(
+        description="True when the win made the marketer the owner (谁营销谁维护)"
+    )
+    version: int
     created_at: datetime
     created_by: str
     updated_at: datetime

@@ -85,10 +85,12 @@ class ResponsibilityRow(BaseModel):
     customer_kind: str
     value_tier: str | None
     credit_rating: str | None = Field(
-        default=None, description="Not published by the rating service yet: always null"
+        default=None, description="信用等级: the grade the rating service confirmed; null if none"
     )
     credit_limit: Money | None = Field(
-        default=None, description="Not published by the rating service yet: always null"
+        default=None,
+        description="授信额度: the comprehensive limit approved and in force (not past its expiry "
+        "date); null if none",
     )
     deposit_balance: Money | None = Field(description="Latest core-banking figure; null if none")
     loan_balance: Money | None

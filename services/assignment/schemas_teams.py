@@ -74,6 +74,7 @@ class TeamOut(BaseModel):
     cases: list[TeamCase] = Field(description="Why the customer needs a team (empty: it does not)")
     missing: list[TeamGap] = Field(description="What the team lacks")
     compliant: bool
+    designation_id: str | None = Field(description="The open designation naming the customer")
     policy_version: str
 
 
@@ -97,6 +98,26 @@ class DesignationOut(BaseModel):
     created_at: datetime
     closed_at: datetime | None
     closed_by: str | None
+    close_reason: str | None
+
+
+class DesignationCloseIn(BaseModel):
+    """Close a designation: the customer no longer needs a team on that ground."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DesignationClosed(DesignationOut):
+    """The closed designation, the cases by which the customer still needs a team, and the team
+    members released because none is left."""
+
+    cases: list[TeamCase]
+    released: list[str] = Field(
+        description="Staff ids of the team members released (ownership.released): the whole "
+        "team when no case is left, else nobody"
+    )
 
 
 class ViolationOut(BaseModel):

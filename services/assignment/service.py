@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, cast, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -229,10 +230,21 @@ def list_staff(
         query = query.where(in_subtree(Staff.org_unit, org_unit))
     if status:
         query = query.where(Staff.status == status)
-    rows = list(session.scalars(query.order_by(Staff.id)).all())
-    if role:  # roles are a JSON list: filtered here, the same on SQLite and PostgreSQL
-        rows = [s for s in rows if role in s.roles]
-    return rows[offset : offset + limit], len(rows)
+    if role:
+        query = query.where(holds_role(session, role))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.scalars(query.order_by(Staff.id).limit(limit).offset(offset)).all()
+    return list(rows), int(total)
+
+
+def holds_role(session: Session, role: str) -> ColumnElement[bool]:
+    """The staff member's roles (a JSON list) include ``role``, tested in SQL so that counts and
+    pages are the database's: jsonb's ``?`` on PostgreSQL, ``json_each`` on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        contains: ColumnElement[bool] = cast(Staff.roles, JSONB).has_key(role)
+        return contains
+    each = func.json_each(Staff.roles).table_valued("value")
+    return exists(select(literal(1)).select_from(each).where(each.c.value == role))
 
 
 def book_sizes(session: Session, staff_ids: list[str]) -> dict[str, int]:

@@ -11,7 +11,8 @@ designations of product or internal-control staff.
 
 Setting a team publishes ``ownership.assigned`` (role ``team_member``, with ``team_role``) for
 each member added or given another role, and ``ownership.released`` (role ``team_member``) for
-each member removed, in the transaction that changes the team.
+each member removed, in the transaction that changes the team. Closing a designation dissolves
+the team the same way when the customer is left with no case.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from services.assignment import access, events, service
 from services.assignment.models import CustomerProfile, Ownership, Staff, customer_refs
 from services.assignment.models_teams import TeamDesignation, TeamMember
 from services.assignment.schemas_teams import (
+    DesignationCloseIn,
     DesignationIn,
     TeamCase,
     TeamGap,
@@ -138,8 +140,12 @@ class Subject:
     org_unit: str
     profile: CustomerProfile | None
     owner: Ownership | None
-    designated: bool
+    designation_id: str | None  # the open designation naming it
     seats: list[Seat] = field(default_factory=list)
+
+    @property
+    def designated(self) -> bool:
+        return self.designation_id is not None
 
 
 def cases_of(policy: TeamPolicy, subject: Subject, now: datetime) -> list[TeamCase]:
@@ -288,7 +294,7 @@ def _subjects(
     ).all()
     subjects: dict[str, Subject] = {}
     for customer_id, name, unit, profile, owner, owner_staff, designation in rows:
-        subject = Subject(customer_id, name, unit, profile, owner, designation is not None)
+        subject = Subject(customer_id, name, unit, profile, owner, designation)
         if owner is not None:
             subject.seats.append(
                 Seat(owner.staff_id, TeamRole.first_responsible.value, owner_staff)
@@ -352,6 +358,7 @@ def _team_out(policy: TeamPolicy, subject: Subject, now: datetime) -> TeamOut:
         cases=cases,
         missing=gaps,
         compliant=not gaps,
+        designation_id=subject.designation_id,
         policy_version=policy.version,
     )
 
@@ -498,8 +505,9 @@ def _apply(
     staff: dict[str, Staff],
     actor: str,
     now: datetime,
-) -> None:
-    """Replace the stored members by ``wanted``, recording an event for each change."""
+) -> list[str]:
+    """Replace the stored members by ``wanted``, recording an event for each change; returns
+    the staff ids of the members removed."""
     current = {
         m.staff_id: m
         for m in session.scalars(
@@ -507,8 +515,10 @@ def _apply(
         ).all()
     }
     effective = now.isoformat()
+    released: list[str] = []
     for staff_id, member in sorted(current.items()):
         if staff_id not in wanted:
+            released.append(staff_id)
             session.delete(member)
             data: dict[str, Any] = {
                 "customer_id": customer_id,
@@ -543,6 +553,7 @@ def _apply(
             "effective_at": effective,
         }
         recorder.record(session, events.OWNERSHIP_ASSIGNED, data, key=customer_id, actor=actor)
+    return released
 
 
 # -- designations -------------------------------------------------------------------------------
@@ -578,6 +589,61 @@ def designate(session: Session, body: DesignationIn, caller: Caller) -> TeamDesi
         session.rollback()
         raise Conflict(f"customer {body.customer_id} is designated already") from exc
     return designation
+
+
+def close_designation(
+    session: Session,
+    recorder: EventRecorder,
+    designation_id: str,
+    body: DesignationCloseIn,
+    caller: Caller,
+) -> tuple[TeamDesignation, list[TeamCase], list[str]]:
+    """Close an open designation (those who may designate the customer, with a reason).
+
+    Its end is recorded (``closed_at``, ``closed_by``, ``close_reason``). When the customer then
+    meets no case of the policy, its team is no longer required and is dissolved: each member
+    (the owner stays, as owner) is released with ``ownership.released`` (role ``team_member``),
+    as when a team is set without them. Returns the designation, the cases left and the staff
+    released.
+    """
+    if not caller.has_role(*DESIGNATORS):
+        raise Forbidden("only line departments, auditors and administrators close designations")
+    designation = session.scalars(
+        select(TeamDesignation)
+        .where(TeamDesignation.id == designation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if designation is None:
+        raise NotFound(f"no designation {designation_id}")
+    if not caller.has_role(ROLE_ADMIN, ROLE_LINE_DEPARTMENT) and not caller.within(
+        designation.org_unit
+    ):
+        raise Forbidden(f"you may not close designations of customers of {designation.org_unit}")
+    if designation.closed_at is not None:
+        raise Conflict(
+            f"designation {designation.id} was closed already",
+            closed_at=designation.closed_at.isoformat(),
+            closed_by=designation.closed_by,
+        )
+    customer_id = designation.customer_id
+    service.current_owner(session, customer_id, lock=True)  # one change of the team at a time
+    now = utcnow()
+    designation.closed_at, designation.closed_by = now, caller.subject
+    designation.close_reason = body.reason
+    session.flush()
+    cases: list[TeamCase] = []
+    if service.customer_unit(session, customer_id) is not None:
+        cases = cases_of(policy_on(now.date()), _subject(session, customer_id), now)
+    released: list[str] = []
+    if not cases:
+        released = _apply(session, recorder, customer_id, {}, {}, caller.subject, now)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"the team of customer {customer_id} was changed concurrently") from exc
+    return designation, cases, released
 
 
 # -- violations ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from crmkit import devauth
 from tests.assignment.conftest import known_customer
-from tests.assignment.test_ownership import assign, problem
+from tests.assignment.test_ownership import assign, events, problem
 from tests.assignment.test_rules import staff
 from tests.customer.conftest import Api, _As
 
@@ -324,7 +324,10 @@ def test_stages_move_forward_only_and_won_or_lost_are_final(
     assert resp.status_code == 200, resp.text
     assert (resp.json()["stage"], resp.json()["plan"]) == ("target", "payroll + settlement account")
     problem(stage(org, "cm.corp1", lead_id, "collected"), 409)
-    resp = stage(org, "cm.corp1", lead_id, "won", note="opened the account")
+    customer_id = known_customer(org, name="Target corporate")
+    resp = stage(
+        org, "cm.corp1", lead_id, "won", note="opened the account", customer_id=customer_id
+    )
     assert resp.status_code == 200, resp.text
     assert (resp.json()["result_note"], resp.json()["reward"]) == ("opened the account", None)
     err = problem(stage(org, "cm.corp1", lead_id, "lost"), 409)
@@ -395,7 +398,20 @@ def test_key_targets_are_posted_bid_for_and_the_reward_recorded_when_won(
         ("target", {"plan": "visit the director"}),
     ):
         assert stage(org, "manager.li", lead_id, to, **extra).status_code == 200
-    assert stage(org, "manager.li", lead_id, "won").json()["reward"] == "5000.00"
+    won = stage(org, "manager.li", lead_id, "won", customer_id=known_customer(org, name="Hospital"))
+    assert won.json()["reward"] == "5000.00"
+    [awarded] = [e for e in events(org, "lead.distributed") if e["lead_id"] == lead_id]
+    assert (awarded["marketer_id"], awarded["basis"], awarded["previous_marketer_id"]) == (
+        "manager.li",
+        "bid",
+        None,
+    )
+    [win] = [e for e in events(org, "lead.won") if e["lead_id"] == lead_id]
+    assert (win["reward"], win["owner_id"], win["owner_assigned"]) == (
+        "5000.00",
+        "manager.li",
+        True,
+    )
     csv_text = org.as_("head.sun").get(LISTS, params={"format": "csv"}).text
     assert "5000.00" in csv_text
 
@@ -414,7 +430,8 @@ def _through(api: Api, lead_id: str, last: str) -> None:
     user, _ = distributed(api, lead_id)
     steps = ["feedback", "screened", "target", "won"]
     for to in steps[: steps.index(last) + 1]:
-        resp = stage(api, user, lead_id, to, plan="a plan")
+        extra = {"customer_id": known_customer(api)} if to == "won" else {}
+        resp = stage(api, user, lead_id, to, plan="a plan", **extra)
         assert resp.status_code == 200, resp.text
 
 
@@ -545,3 +562,251 @@ def test_the_list_as_csv_carries_the_form_columns(pipeline: dict[str, str], org:
     )
     mine = org.as_("manager.zhou").get(LISTS, params={"format": "csv"})
     assert len(list(csv.reader(io.StringIO(mine.content.decode("utf-8-sig"))))) == 1
+
+
+# -- events and the customer a won entry became ---------------------------------------------------
+def _to_target(api: Api, lead_id: str, user: str) -> None:
+    for to in ("feedback", "screened", "target"):
+        resp = stage(api, user, lead_id, to, plan="payroll and settlement accounts")
+        assert resp.status_code == 200, resp.text
+
+
+def test_distribution_and_each_stage_are_published(areas: dict[str, str], org: Api) -> None:
+    lead_id = new(org, areas["urban_b01"], "corporate", name="Hexi Mill")
+    marketer, basis = distributed(org, lead_id, "head.sun")
+    _to_target(org, lead_id, marketer)
+    assert stage(org, "head.sun", lead_id, "lost", note="chose another bank").status_code == 200
+
+    [given] = events(org, "lead.distributed")
+    assert given == {
+        "lead_id": lead_id,
+        "name": "Hexi Mill",
+        "kind": "corporate",
+        "business_line": "corporate",
+        "org_unit": "/HQ/U01/B01",
+        "area_id": areas["urban_b01"],
+        "marketer_id": marketer,
+        "previous_marketer_id": None,
+        "basis": basis,
+        "distributed_at": given["distributed_at"],
+        "distributed_by": "head.sun",
+        "_key": lead_id,
+    }
+    moves = events(org, "lead.stage_changed")
+    assert [(e["from_stage"], e["to_stage"], e["furthest"]) for e in moves] == [
+        ("collected", "distributed", "distributed"),
+        ("distributed", "feedback", "feedback"),
+        ("feedback", "screened", "screened"),
+        ("screened", "target", "target"),
+        ("target", "lost", "target"),
+    ]
+    assert {e["_key"] for e in moves} == {lead_id}
+    assert [e["changed_by"] for e in moves] == [
+        "head.sun",
+        marketer,
+        marketer,
+        marketer,
+        "head.sun",
+    ]
+    assert {e["marketer_id"] for e in moves} == {marketer}
+    # A refused move publishes nothing.
+    problem(stage(org, "head.sun", lead_id, "won", customer_id=known_customer(org)), 409)
+    assert len(events(org, "lead.stage_changed")) == 5 and events(org, "lead.won") == []
+
+
+def test_a_won_entry_names_its_customer_whose_marketer_becomes_its_owner(
+    areas: dict[str, str], org: Api
+) -> None:
+    lead_id = new(org, areas["urban_b01"], "corporate")
+    marketer, _ = distributed(org, lead_id, "head.sun")
+    _to_target(org, lead_id, marketer)
+    err = problem(stage(org, marketer, lead_id, "won"), 422)
+    assert err["errors"][0]["field"] == "customer_id"
+    unknown = "6f1c2f0e-8a43-4a43-9d0e-1f3f0c1b2a10"
+    err = problem(stage(org, marketer, lead_id, "won", customer_id=unknown), 422)
+    assert err["errors"][0] == {"field": "customer_id", "reason": "unknown customer"}
+    customer_id = known_customer(org, name="Hexi Mill Ltd")
+    err = problem(stage(org, marketer, lead_id, "lost", customer_id=customer_id), 422)
+    assert err["errors"][0]["field"] == "customer_id"
+    assert org.as_("admin").get(f"{LISTS}/{lead_id}").json()["stage"] == "target"
+
+    resp = stage(org, marketer, lead_id, "won", note="opened accounts", customer_id=customer_id)
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert (out["stage"], out["customer_id"], out["customer_owner_id"], out["owner_assigned"]) == (
+        "won",
+        customer_id,
+        marketer,
+        True,
+    )
+    # 谁营销谁维护: the customer had no owner; the marketer owns it now, reason marketed.
+    owner = org.as_("admin").get(f"/api/v1/customers/{customer_id}/owner").json()["owner"]
+    assert (owner["staff_id"], owner["reason"]) == (marketer, "marketed")
+    [assigned] = events(org, "ownership.assigned")
+    assert (assigned["customer_id"], assigned["staff_id"], assigned["reason"]) == (
+        customer_id,
+        marketer,
+        "marketed",
+    )
+    [won] = events(org, "lead.won")
+    assert won == {
+        "lead_id": lead_id,
+        "customer_id": customer_id,
+        "marketer_id": marketer,
+        "owner_id": marketer,
+        "owner_assigned": True,
+        "business_line": "corporate",
+        "org_unit": "/HQ/U01/B01",
+        "reward": None,
+        "won_at": won["won_at"],
+        "decided_by": marketer,
+        "_key": lead_id,
+    }
+    assert events(org, "lead.stage_changed")[-1]["to_stage"] == "won"
+
+
+def test_a_won_customer_with_an_owner_keeps_it(areas: dict[str, str], org: Api) -> None:
+    customer_id = known_customer(org, name="Owned Co")
+    assert assign(org, "head.sun", customer_id, "manager.li").status_code == 200
+    lead_id = new(org, areas["urban_b01"], "corporate")
+    marketer, _ = distributed(org, lead_id, "head.sun")
+    assert marketer != "manager.li"
+    _to_target(org, lead_id, marketer)
+    resp = stage(org, "head.sun", lead_id, "won", customer_id=customer_id)
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["customer_owner_id"], resp.json()["owner_assigned"]) == (
+        "manager.li",
+        False,
+    )
+    owner = org.as_("admin").get(f"/api/v1/customers/{customer_id}/owner").json()["owner"]
+    assert owner["staff_id"] == "manager.li"  # nothing moved
+    assert len(events(org, "ownership.assigned")) == 1  # the assignment above, no other
+    [won] = events(org, "lead.won")
+    assert (won["owner_id"], won["owner_assigned"], won["decided_by"]) == (
+        "manager.li",
+        False,
+        "head.sun",
+    )
+
+
+def test_a_win_the_marketer_cannot_own_changes_nothing(areas: dict[str, str], org: Api) -> None:
+    lead_id = new(org, areas["urban_b01"], "corporate")
+    marketer, _ = distributed(org, lead_id, "head.sun")
+    _to_target(org, lead_id, marketer)
+    leave(org, marketer)  # a leaving manager takes no customer
+    customer_id = known_customer(org)
+    err = problem(stage(org, "head.sun", lead_id, "won", customer_id=customer_id), 422)
+    assert err["errors"][0]["field"] == "customer_id" and "leaving" in err["detail"]
+    detail = org.as_("admin").get(f"{LISTS}/{lead_id}").json()
+    assert (detail["stage"], detail["customer_id"]) == ("target", None)
+    assert org.as_("admin").get(f"/api/v1/customers/{customer_id}/owner").json()["owner"] is None
+    assert events(org, "lead.won") == [] and events(org, "ownership.assigned") == []
+    # Once the customer has an owner, the win records it and moves nothing.
+    assert assign(org, "head.sun", customer_id, "teller.wang").status_code == 200
+    resp = stage(org, "head.sun", lead_id, "won", customer_id=customer_id)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["customer_owner_id"] == "teller.wang"
+
+
+# -- editing areas and entries --------------------------------------------------------------------
+def test_entries_are_edited_naming_the_version_read(areas: dict[str, str], org: Api) -> None:
+    lead_id = new(org, areas["urban_b01"], "individual", user="manager.li", contact="Mr. Wu")
+    url = f"{LISTS}/{lead_id}"
+    got = org.as_("manager.li").get(url)
+    assert (got.headers["ETag"], got.json()["version"]) == ('"1"', 1)
+    mine = org.as_("manager.li")
+    problem(mine.patch(url, json={"industry": "retail"}), 428)
+    problem(mine.patch(url, json={"industry": "retail"}, headers={"If-Match": '"7"'}), 412)
+    problem(mine.patch(url, json={"industry": "retail", "version": 7}), 409)
+    problem(org.as_("manager.zhou").patch(url, json={"version": 1}), 404)  # not theirs to see
+    problem(org.as_("auditor.chen").patch(url, json={"industry": "x", "version": 1}), 403)
+
+    resp = mine.patch(
+        url, json={"industry": "retail", "contact": None}, headers={"If-Match": '"1"'}
+    )
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["industry"], resp.json()["contact"], resp.headers["ETag"]) == (
+        "retail",
+        None,
+        '"2"',
+    )
+    same = mine.patch(url, json={"industry": "retail", "version": 2})
+    assert (same.status_code, same.json()["version"]) == (200, 2)  # no change, no new version
+    # The kind and the area route the entry: its line, area kind and unit follow them.
+    resp = mine.patch(url, json={"kind": "corporate", "version": 2})
+    assert (resp.json()["business_line"], resp.json()["version"]) == ("corporate", 3)
+    resp = mine.patch(url, json={"area_id": areas["urban_u02"], "version": 3})
+    assert (resp.json()["org_unit"], resp.json()["area_name"]) == ("/HQ/U02/B01", "U02 town")
+    resp = org.as_("admin").patch(
+        url, json={"area_id": areas["rural_b01"], "kind": "individual", "version": 4}
+    )
+    assert (resp.json()["business_line"], resp.json()["area_kind"]) == ("agricultural", "rural")
+    err = problem(mine.patch(url, json={"sub_area": "Jiefang Road", "version": 5}), 422)
+    assert err["errors"][0]["field"] == "sub_area"
+    err = problem(mine.patch(url, json={"area_id": "no-such-area", "version": 5}), 422)
+    assert err["errors"][0]["field"] == "area_id"
+
+    marketer, _ = distributed(org, lead_id, "head.sun")  # a new version too
+    err = problem(mine.patch(url, json={"kind": "corporate", "version": 6}), 409)
+    assert "only while it is collected" in err["detail"]  # routed already
+    resp = who(org, marketer).patch(url, json={"notes": "visit on Monday", "version": 6})
+    assert (resp.status_code, resp.json()["notes"], resp.json()["version"]) == (
+        200,
+        "visit on Monday",
+        7,
+    )
+    assert stage(org, marketer, lead_id, "lost").status_code == 200
+    problem(mine.patch(url, json={"notes": "too late", "version": 8}), 409)  # closed
+
+
+def test_areas_are_edited_naming_the_version_read(areas: dict[str, str], org: Api) -> None:
+    url = f"{AREAS}/{areas['urban_b01']}"
+    got = org.as_("manager.li").get(url)
+    assert (got.headers["ETag"], got.json()["version"], got.json()["updated_at"]) == (
+        '"1"',
+        1,
+        None,
+    )
+    head = org.as_("head.sun")
+    problem(org.as_("manager.li").patch(url, json={"name": "New town", "version": 1}), 403)
+    problem(head.patch(url, json={"name": "New town"}), 428)
+    problem(head.patch(url, json={"name": "New town"}, headers={"If-Match": '"3"'}), 412)
+    new(org, areas["urban_b01"], "corporate", sub_area="Jiefang Road")
+
+    streets = [
+        {"name": "Jiefang Road", "kind": "street", "staff_id": "cm.corp1"},
+        {"name": "Riverside", "kind": "estate", "staff_id": "manager.li"},
+    ]  # Sunny Estate removed, Riverside added
+    resp = head.patch(url, json={"name": "Old town", "sub_areas": streets, "version": 1})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["name"], body["version"], resp.headers["ETag"]) == ("Old town", 2, '"2"')
+    assert [(s["name"], s["staff_id"]) for s in body["sub_areas"]] == [
+        ("Jiefang Road", "cm.corp1"),
+        ("Riverside", "manager.li"),
+    ]
+    assert body["updated_by"] == "head.sun"
+    # An entry names Jiefang Road: it stays.
+    err = problem(head.patch(url, json={"sub_areas": streets[1:], "version": 2}), 409)
+    assert err["in_use"] == ["Jiefang Road"]
+    far = [*streets, {"name": "Far Lane", "staff_id": "manager.far"}]
+    err = problem(head.patch(url, json={"sub_areas": far, "version": 2}), 422)
+    assert err["errors"][0]["field"] == "sub_areas.2.staff_id"
+    same = head.patch(url, json={"name": "Old town", "sub_areas": streets, "version": 2})
+    assert same.json()["version"] == 2  # the same values again: no new version
+    # Contracting it to another outlet is for a head of both: the union's president.
+    problem(head.patch(url, json={"org_unit": "/HQ/U01/B02", "version": 2}), 403)
+    resp = org.as_("president.zhao").patch(
+        url, json={"org_unit": "/HQ/U01/B02", "kind": "rural", "version": 2}
+    )
+    assert (resp.json()["org_unit"], resp.json()["kind"], resp.json()["version"]) == (
+        "/HQ/U01/B02",
+        "rural",
+        3,
+    )
+    # Entries collected before keep their routing; new ones follow the area.
+    assert new(org, areas["urban_b01"], "corporate", user="admin")
+    kinds = {x["area_kind"] for x in org.as_("admin").get(LISTS).json()["items"]}
+    assert kinds == {"urban", "rural"}
+    problem(head.patch(url, json={"name": "Gone", "version": 3}), 403)  # not their unit now
+    problem(org.as_("admin").patch(f"{AREAS}/nope", json={"version": 1}), 404)

@@ -87,6 +87,33 @@ def test_a_staff_update_names_the_version_it_read(org: Api) -> None:
     problem(head.patch(url, json=bad), 422)
 
 
+def test_the_role_filter_is_applied_before_the_page_is_cut(org: Api) -> None:
+    def page(who: str, **params: Any) -> tuple[list[str], int]:
+        resp = org.as_(who).get("/api/v1/staff", params=params)
+        assert resp.status_code == 200, resp.text
+        return [s["id"] for s in resp.json()["items"]], resp.json()["total"]
+
+    both = {"id": "teller.he", "name": "He", "roles": ["teller", "customer_manager"]}
+    resp = org.as_("admin").post("/api/v1/staff", json={**both, "org_unit": "/HQ/U01/B01"})
+    assert resp.status_code == 201, resp.text
+    # Customer managers by id: manager.far, manager.li, manager.zhou, teller.he (4 of 7 staff).
+    assert page("admin", role="customer_manager", limit=2) == (["manager.far", "manager.li"], 4)
+    assert page("admin", role="customer_manager", limit=2, offset=2) == (
+        ["manager.zhou", "teller.he"],
+        4,
+    )
+    assert page("admin", role="teller", limit=1, offset=1) == (["teller.wang"], 2)
+    assert page("admin", role="manager") == ([], 0)  # a whole role, not a part of a name
+    assert page("admin", role="customer_manager", status="leaving") == ([], 0)
+    # Within the caller's subtree: B01's customer managers, one per page.
+    assert page("head.sun", role="customer_manager", limit=1, offset=1) == (["teller.he"], 2)
+    assert page("head.sun", role="customer_manager", org_unit="/HQ/U01/B02") == ([], 0)
+    assert page("president.zhao", role="customer_manager", org_unit="/HQ/U01/B02") == (
+        ["manager.zhou"],
+        1,
+    )
+
+
 # -- owners -------------------------------------------------------------------------------------
 def test_assign_transfer_and_release_keep_one_owner_and_announce_each_change(org: Api) -> None:
     customer_id = known_customer(org)

@@ -326,3 +326,64 @@ def test_violations_are_scoped_to_the_callers_subtree(bank: Api) -> None:
     assert set(listed(bank, "manager.zhou")) == {b02}  # their own book
     assert set(listed(bank, "manager.li")) == set()
     problem(bank.as_("ops.bot").get(VIOLATIONS), 403)
+
+
+def designate(api: Api, customer_id: str, who: str = "auditor.chen") -> str:
+    body = {"customer_id": customer_id, "reason": "internal control: unusual transfers"}
+    resp = api.as_(who).post(DESIGNATIONS, json=body)
+    assert resp.status_code == 201, resp.text
+    designation_id: str = resp.json()["id"]
+    return designation_id
+
+
+def test_closing_a_designation_dissolves_a_team_no_longer_required(bank: Api) -> None:
+    customer_id = owned(bank)  # no case of its own
+    designation_id = designate(bank, customer_id)
+    first = ("personal.yu", "first_responsible")
+    team = put_team(bank, "admin", customer_id, first, ("manager.li", "member"))
+    assert team.status_code == 200, team.text
+    assert (team.json()["cases"], team.json()["designation_id"]) == (["designated"], designation_id)
+    close = f"{DESIGNATIONS}/{designation_id}/close"
+    reason = {"reason": "review done: transfers explained"}
+    problem(bank.as_("manager.li").post(close, json=reason), 403)
+    problem(bank.as_("head.sun").post(close, json=reason), 403)  # heads set teams, not this
+    problem(bank.as_("dept.wu").post(f"{DESIGNATIONS}/nope/close", json=reason), 404)
+    problem(bank.as_("dept.wu").post(close, json={"reason": ""}), 422)
+
+    resp = bank.as_("dept.wu").post(close, json=reason)
+    assert resp.status_code == 200, resp.text
+    closed = resp.json()
+    assert (closed["closed_by"], closed["close_reason"], closed["cases"], closed["released"]) == (
+        "dept.wu",
+        "review done: transfers explained",
+        [],
+        ["manager.li"],
+    )
+    assert closed["closed_at"] is not None
+    released = [e for e in events(bank, "ownership.released") if e["role"] == "team_member"]
+    assert [(e["customer_id"], e["staff_id"], e["team_role"], e["_key"]) for e in released] == [
+        (customer_id, "manager.li", "member", customer_id)
+    ]
+    after = bank.as_("admin").get(f"{TEAMS}/{customer_id}").json()
+    assert [m["staff_id"] for m in after["members"]] == ["personal.yu"]  # the owner stays
+    assert (after["cases"], after["designation_id"]) == ([], None)
+    assert customer_id not in listed(bank)
+    err = problem(bank.as_("dept.wu").post(close, json=reason), 409)
+    assert err["closed_by"] == "dept.wu"
+    assert designate(bank, customer_id, "dept.wu") != designation_id  # may be named again
+
+
+def test_a_team_still_required_stays_when_its_designation_closes(bank: Api) -> None:
+    credit = owned(bank, loans="1.00")  # credit exposure
+    designation_id = designate(bank, credit)
+    first = ("personal.yu", "first_responsible")
+    assert put_team(bank, "admin", credit, first, ("manager.li", "member")).status_code == 200
+    resp = bank.as_("auditor.chen").post(
+        f"{DESIGNATIONS}/{designation_id}/close", json={"reason": "no longer needed"}
+    )
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["cases"], resp.json()["released"]) == (["credit_exposure"], [])
+    assert [e for e in events(bank, "ownership.released") if e["role"] == "team_member"] == []
+    team = bank.as_("admin").get(f"{TEAMS}/{credit}").json()
+    assert [m["staff_id"] for m in team["members"]] == ["personal.yu", "manager.li"]
+    assert (team["cases"], team["compliant"]) == (["credit_exposure"], True)
