@@ -7,12 +7,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import assignment_rules, customer_import, outbox_pipeline
+from bench import assignment_rules, customer_import, outbox_pipeline, rating_campaign
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "outbox_pipeline": outbox_pipeline.run,
     "customer_import": customer_import.run,
     "assignment_rules": assignment_rules.run,
+    "rating_campaign": rating_campaign.run,
 }
 
 

@@ -79,6 +79,37 @@ def register_customer_replica(registry: HandlerRegistry, table: Table) -> None:
     registry.on_many(CUSTOMER_STREAM, "customer.updated", versions=(1,))(keep_copies)
 
 
+ERASED_NAME = ""
+MERGED_STATUS = "merged"
+
+
+def register_customer_lifecycle(registry: HandlerRegistry, table: Table) -> None:
+    """Keep ``table`` true to the ends of a customer record (version 1 of both events):
+
+    - ``customer.erased``: the copy's name is removed (the customer service removed the personal
+      fields; what stays here is the id, kind, unit, line and status, which identify nobody);
+    - ``customer.merged``: the merged-away record's copy is marked ``merged``, so nothing in
+      this service picks it again; its survivor is a customer of its own.
+    """
+
+    def erased(session: Session, event: Envelope) -> None:
+        session.execute(
+            sa.update(table)
+            .where(table.c.customer_id == event.data["customer_id"])
+            .values(name=ERASED_NAME)
+        )
+
+    def merged(session: Session, event: Envelope) -> None:
+        session.execute(
+            sa.update(table)
+            .where(table.c.customer_id == event.data["merged_id"])
+            .values(status=MERGED_STATUS)
+        )
+
+    registry.on(CUSTOMER_STREAM, "customer.erased", versions=(1,))(erased)
+    registry.on(CUSTOMER_STREAM, "customer.merged", versions=(1,))(merged)
+
+
 def create_customer_refs_v1(op: Any) -> None:
     """Migration step: the ``customer_refs`` table, layout version 1."""
     op.create_table(

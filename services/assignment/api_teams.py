@@ -15,6 +15,8 @@ from services.assignment.schemas_teams import (
     DesignationCloseIn,
     DesignationIn,
     DesignationOut,
+    GroupLeaderIn,
+    GroupLeaderOut,
     TeamCase,
     TeamIn,
     TeamOut,
@@ -71,6 +73,17 @@ def close_designation(
             "released": released,
         }
     )
+
+
+@router.post("/teams/groups/{group_id}/leader", response_model=GroupLeaderOut)
+def post_group_leader(
+    group_id: str, body: GroupLeaderIn, caller: CurrentCaller, session: SessionDep, request: Request
+) -> GroupLeaderOut:
+    """Make one accountable leader 挂钩领导 the leader of a group's parent and of every member
+    (every member of a group gets the same leader), in one transaction: administrators and heads
+    whose subtree holds the whole group. Each customer given the leader publishes
+    ``ownership.assigned``, each leader replaced ``ownership.released`` (role ``team_member``)."""
+    return teams.set_group_leader(session, get_runtime(request).recorder, group_id, body, caller)
 
 
 @router.get("/teams/{customer_id}", response_model=TeamOut)

@@ -144,3 +144,6 @@ def risk_status_changed(session: Session, event: Envelope) -> None:
         raise LookupError(f"customer {data['customer_id']} is not known to the assignment service")
     profile.risk_flag = None if data["risk_status"] == "none" else data["risk_status"]
     profile.updated_at = utcnow()
+
+
+from services.assignment import handlers_groups  # noqa: E402,F401

@@ -52,6 +52,10 @@ class CustomerProfile(Base):
     credit_limit: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     credit_limit_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     credit_limit_expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The group 集团客户 the customer is a member of: its parent's customer id, from
+    # ``customer.group_changed`` (None: in no group). A customer is a group's parent while some
+    # profile names it here.
+    group_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
 
 class OrgUnit(Base):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Select, and_, exists, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,6 +62,8 @@ class Condition(BaseModel):
     products_any: list[str] | None = None
     loans_at_least: Decimal | None = None
     deposits_at_least: Decimal | None = None
+    # In a group 集团客户 (a member or the group's parent) when true, in none when false.
+    group: bool | None = None
 
     def compiled(self) -> Callable[[Facts], bool]:
         """The condition as one function of the facts (a run tests every customer)."""
@@ -80,6 +82,9 @@ class Condition(BaseModel):
             floor = getattr(self, f"{name}_at_least")
             if floor is not None:
                 tests.append(_at_least(name, floor))
+        if self.group is not None:
+            grouped = self.group
+            tests.append(lambda c: c.group is grouped)
         if not tests:
             return lambda c: True
         if len(tests) == 1:
@@ -100,6 +105,8 @@ class Condition(BaseModel):
         if self.products_any is not None and not set(self.products_any) & c.products:
             return False
         if self.loans_at_least is not None and (c.loans or 0) < self.loans_at_least:
+            return False
+        if self.group is not None and c.group is not self.group:
             return False
         return not (
             self.deposits_at_least is not None and (c.deposits or 0) < self.deposits_at_least
@@ -186,6 +193,7 @@ class Facts:
     loans: Decimal | None = None
     deposits: Decimal | None = None
     products: frozenset[str] = frozenset()
+    group: bool = False  # a member of a group 集团客户 or a group's parent
 
 
 @dataclass(slots=True)
@@ -277,8 +285,13 @@ class Planner:
 
 
 def facts_query() -> Select[Any]:
-    """What the rules read of customers: their copy joined with their profile (if any)."""
+    """What the rules read of customers: their copy joined with their profile (if any), and
+    whether they are in a group: a member (``group_id`` set) or a parent (some profile names it
+    as its group; ``group_id`` is indexed)."""
     refs, profiles = customer_refs.c, PROFILES.c
+    members = PROFILES.alias("group_members")
+    parent = exists().where(members.c.group_id == refs.customer_id).correlate(customer_refs)
+    grouped = or_(profiles.group_id.is_not(None), parent)
     return select(
         refs.customer_id,
         refs.org_unit,
@@ -290,6 +303,7 @@ def facts_query() -> Select[Any]:
         profiles.loans,
         profiles.deposits,
         profiles.products,
+        grouped,
     ).outerjoin(PROFILES, profiles.customer_id == refs.customer_id)
 
 
@@ -306,6 +320,7 @@ def facts_of(row: Sequence[Any]) -> Facts:
         row[7],
         row[8],
         frozenset(row[9]) if row[9] else frozenset(),
+        bool(row[10]),
     )
 
 

@@ -26,6 +26,7 @@ class TeamCase(StrEnum):
     anomaly = "anomaly"  # 异常客户 (the rating service's risk flags)
     at_risk = "at_risk"  # 风险客户 (overdue)
     designated = "designated"  # 产品或内控部门指定客户
+    group = "group"  # 集团客户: a member of a group or the group's parent
 
 
 class TeamGap(StrEnum):
@@ -36,6 +37,8 @@ class TeamGap(StrEnum):
     managers = "managers"  # fewer managers than the policy's minimum
     senior_lead = "senior_lead"
     accountable_leader = "accountable_leader"
+    # A group member whose accountable leader is not its group parent's (or the parent has none).
+    same_group_leader = "same_group_leader"
 
 
 class TeamMemberIn(BaseModel):
@@ -76,6 +79,17 @@ class TeamOut(BaseModel):
     compliant: bool
     designation_id: str | None = Field(description="The open designation naming the customer")
     policy_version: str
+    group_id: str | None = Field(
+        default=None,
+        description="The group 集团客户 the customer is a member or the parent of: the parent's "
+        "customer id",
+    )
+    group_members: int = Field(default=0, description="Customers naming it as their group")
+    group_leader: str | None = Field(
+        default=None,
+        description="The group's leader: the active accountable leader of its parent, whom "
+        "every member gets too (null when the parent has none)",
+    )
 
 
 class DesignationIn(BaseModel):
@@ -130,3 +144,38 @@ class ViolationOut(BaseModel):
     managers: int
     cases: list[TeamCase]
     missing: list[TeamGap]
+    accountable_leader: str | None = Field(
+        default=None, description="The customer's active accountable leader, if any"
+    )
+    group_id: str | None = Field(
+        default=None,
+        description="The group the customer is a member or the parent of (the parent's id)",
+    )
+    group_leader: str | None = Field(
+        default=None,
+        description="The group's leader (its parent's accountable leader), whom every member "
+        "gets; null when the parent has none",
+    )
+
+
+class GroupLeaderIn(BaseModel):
+    """The accountable leader 挂钩领导 of a whole group: its parent and every member."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    staff_id: str = Field(min_length=1, max_length=100)
+
+
+class GroupLeaderRelease(BaseModel):
+    customer_id: str
+    staff_id: str
+
+
+class GroupLeaderOut(BaseModel):
+    group_id: str = Field(description="The group's parent")
+    staff_id: str = Field(description="The accountable leader of every customer of the group")
+    customers: list[str] = Field(description="The parent, then the members, by id")
+    changed: list[str] = Field(description="Customers whose accountable leader was set now")
+    released: list[GroupLeaderRelease] = Field(
+        description="Accountable leaders replaced (ownership.released, role team_member)"
+    )

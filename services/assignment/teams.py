@@ -3,11 +3,15 @@ break the rule.
 
 A team is the customer's owner — its first responsible 第一负责人, changed only through
 assignments — and the staff serving it beside them: further managers (``member``), a senior lead
-of senior grade for core customers and an accountable leader 挂钩领导 for high-end and high-value
-customers. Which customers need a team, and what a compliant team is, is policy
+of senior grade for core customers and an accountable leader 挂钩领导 for high-end, high-value and
+group customers. Which customers need a team, and what a compliant team is, is policy
 (``policy/teams/<effective date>.json``): the eight cases of seed 000 are computed from the
 customer's profile (tiers and figures kept from customer events), its owner and the open
-designations of product or internal-control staff.
+designations of product or internal-control staff. From policy 2026-12-01 the members and
+parents of groups 集团客户 (``customer.group_changed``) are a case of their own, ``group``: they
+need an accountable leader beside the owner (not a team of managers), and every member the
+leader of its group's parent (gap ``same_group_leader``). ``set_group_leader`` sets one leader on
+a whole group.
 
 Setting a team publishes ``ownership.assigned`` (role ``team_member``, with ``team_role``) for
 each member added or given another role, and ``ownership.released`` (role ``team_member``) for
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import String, and_, cast, false, or_, select
+from sqlalchemy import Select, String, and_, cast, exists, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -43,6 +47,9 @@ from services.assignment.models_teams import TeamDesignation, TeamMember
 from services.assignment.schemas_teams import (
     DesignationCloseIn,
     DesignationIn,
+    GroupLeaderIn,
+    GroupLeaderOut,
+    GroupLeaderRelease,
     TeamCase,
     TeamGap,
     TeamIn,
@@ -84,15 +91,30 @@ class TeamPolicy(BaseModel):
     at_risk_overdue_above: Decimal
     senior_lead_for: list[TeamCase]
     accountable_leader_for: list[TeamCase]
+    # Members and parents of groups 集团客户 are the case ``group``.
+    group_case: bool = False
+    # A group member's accountable leader is its group parent's (gap ``same_group_leader``).
+    same_group_leader: bool = False
+    # The cases that need min_managers managers beside any leader (None: every case). A customer
+    # of other cases only (``group``) needs the leaders their cases name, not a team of managers.
+    managers_for: list[TeamCase] | None = None
 
     @model_validator(mode="after")
     def _sound(self) -> TeamPolicy:
         if self.senior_lead_min_grade not in self.grades:
             raise ValueError(f"senior_lead_min_grade {self.senior_lead_min_grade} is no grade")
+        named = {*self.senior_lead_for, *self.accountable_leader_for, *(self.managers_for or ())}
+        if not self.group_case and (TeamCase.group in named or self.same_group_leader):
+            raise ValueError("the group case and its leader need group_case: true")
         unknown = set(self.accountable_leader_roles) - access.BOOK_ROLES
         if unknown:
             raise ValueError(f"leader roles that hold no book: {', '.join(sorted(unknown))}")
         return self
+
+    def needs_managers(self, cases: Sequence[TeamCase]) -> bool:
+        """Whether ``cases`` call for a team of managers (a customer of no case: yes, if it
+        has a team at all)."""
+        return self.managers_for is None or not cases or bool(set(cases) & set(self.managers_for))
 
     def senior_enough(self, grade: str | None) -> bool:
         if grade not in self.grades:
@@ -142,10 +164,24 @@ class Subject:
     owner: Ownership | None
     designation_id: str | None  # the open designation naming it
     seats: list[Seat] = field(default_factory=list)
+    group_members: int = 0  # customers naming it as their group's parent
+    parent_seats: list[Seat] = field(default_factory=list)  # a member's group parent's leaders
 
     @property
     def designated(self) -> bool:
         return self.designation_id is not None
+
+    @property
+    def member_of(self) -> str | None:
+        """The group it is a member of (its parent's id)."""
+        return self.profile.group_id if self.profile is not None else None
+
+    @property
+    def group_id(self) -> str | None:
+        """The group it is a member or the parent of (the parent's id)."""
+        if self.member_of is not None:
+            return self.member_of
+        return self.customer_id if self.group_members else None
 
 
 def cases_of(policy: TeamPolicy, subject: Subject, now: datetime) -> list[TeamCase]:
@@ -179,6 +215,8 @@ def cases_of(policy: TeamPolicy, subject: Subject, now: datetime) -> list[TeamCa
             found.append(TeamCase.at_risk)
     if subject.designated:
         found.append(TeamCase.designated)
+    if policy.group_case and subject.group_id is not None:
+        found.append(TeamCase.group)
     return found
 
 
@@ -206,6 +244,35 @@ def leader_problem(policy: TeamPolicy, staff: Staff) -> str | None:
     return None
 
 
+def _leader_in(policy: TeamPolicy, seats: Iterable[Seat]) -> str | None:
+    """The active accountable leader among ``seats`` who holds a leader's role, if any."""
+    return next(
+        (
+            s.staff_id
+            for s in seats
+            if s.role == TeamRole.accountable_leader.value
+            and s.staff is not None
+            and _active(s.staff)
+            and leader_problem(policy, s.staff) is None
+        ),
+        None,
+    )
+
+
+def accountable_leader_of(policy: TeamPolicy, subject: Subject) -> str | None:
+    return _leader_in(policy, subject.seats)
+
+
+def group_leader_of(policy: TeamPolicy, subject: Subject) -> str | None:
+    """The leader of the customer's group: its parent's accountable leader (the customer's own
+    when it is the parent)."""
+    if subject.member_of is not None:
+        return _leader_in(policy, subject.parent_seats)
+    if subject.group_members:
+        return accountable_leader_of(policy, subject)
+    return None
+
+
 def managers_of(subject: Subject) -> int:
     """Active managers: the owner and the members and senior lead, each once."""
     ids = {s.staff_id for s in subject.seats if s.role in MANAGER_ROLES and _active(s.staff)}
@@ -222,10 +289,11 @@ def gaps_of(
     if subject.owner is None:
         gaps.append(TeamGap.first_responsible)
     served = [s for s in subject.seats if s.role != TeamRole.first_responsible.value]
-    if not served:
-        gaps.append(TeamGap.team)
-    elif managers_of(subject) < policy.min_managers:
-        gaps.append(TeamGap.managers)
+    if policy.needs_managers(cases):
+        if not served:
+            gaps.append(TeamGap.team)
+        elif managers_of(subject) < policy.min_managers:
+            gaps.append(TeamGap.managers)
     if set(cases) & set(policy.senior_lead_for) and not any(
         s.role == TeamRole.senior_lead.value
         and s.staff is not None
@@ -234,14 +302,13 @@ def gaps_of(
         for s in served
     ):
         gaps.append(TeamGap.senior_lead)
-    if set(cases) & set(policy.accountable_leader_for) and not any(
-        s.role == TeamRole.accountable_leader.value
-        and s.staff is not None
-        and _active(s.staff)
-        and leader_problem(policy, s.staff) is None
-        for s in served
-    ):
+    leader = accountable_leader_of(policy, subject)
+    if set(cases) & set(policy.accountable_leader_for) and leader is None:
         gaps.append(TeamGap.accountable_leader)
+    if policy.same_group_leader and subject.member_of is not None:
+        group_leader = group_leader_of(policy, subject)
+        if group_leader is None or group_leader != leader:
+            gaps.append(TeamGap.same_group_leader)
     return gaps
 
 
@@ -316,7 +383,44 @@ def _subjects(
                 found.seats.append(
                     Seat(member.staff_id, member.role, staff, member.added_at, member.added_by)
                 )
+        _add_groups(session, subjects, ids)
     return list(subjects.values())
+
+
+GroupMember = aliased(CustomerProfile, name="group_member")
+
+
+def _add_groups(session: Session, subjects: dict[str, Subject], ids: Select[Any]) -> None:
+    """Count the members of the subjects that are groups' parents, and give each member the
+    accountable leaders of its group's parent (two queries)."""
+    counts = session.execute(
+        select(GroupMember.group_id, func.count())
+        .where(GroupMember.group_id.in_(ids.scalar_subquery()))
+        .group_by(GroupMember.group_id)
+    ).all()
+    for parent_id, count in counts:
+        found = subjects.get(str(parent_id))
+        if found is not None:
+            found.group_members = int(count)
+    parents = {s.member_of for s in subjects.values() if s.member_of is not None}
+    if not parents:
+        return
+    leaders: dict[str, list[Seat]] = {}
+    for member, staff in session.execute(
+        select(TeamMember, Staff)
+        .outerjoin(Staff, Staff.id == TeamMember.staff_id)
+        .where(
+            TeamMember.customer_id.in_(sorted(parents)),
+            TeamMember.role == TeamRole.accountable_leader.value,
+        )
+        .order_by(TeamMember.customer_id, TeamMember.added_at, TeamMember.staff_id)
+    ).all():
+        leaders.setdefault(member.customer_id, []).append(
+            Seat(member.staff_id, member.role, staff, member.added_at, member.added_by)
+        )
+    for subject in subjects.values():
+        if subject.member_of is not None:
+            subject.parent_seats = leaders.get(subject.member_of, [])
 
 
 def _may_need_team(policy: TeamPolicy) -> ColumnElement[bool]:
@@ -336,6 +440,13 @@ def _may_need_team(policy: TeamPolicy) -> ColumnElement[bool]:
         conditions.append(CustomerProfile.vip_level.in_(policy.great_value_vip_levels))
     products = cast(CustomerProfile.products, String)
     conditions.extend(products.like(f'%"{code}"%') for code in policy.new_products)
+    if policy.group_case:
+        conditions.append(CustomerProfile.group_id.is_not(None))
+        conditions.append(
+            exists()
+            .where(GroupMember.group_id == customer_refs.c.customer_id)
+            .correlate(customer_refs)
+        )
     return or_(false(), *conditions)
 
 
@@ -360,6 +471,9 @@ def _team_out(policy: TeamPolicy, subject: Subject, now: datetime) -> TeamOut:
         compliant=not gaps,
         designation_id=subject.designation_id,
         policy_version=policy.version,
+        group_id=subject.group_id,
+        group_members=subject.group_members,
+        group_leader=group_leader_of(policy, subject),
     )
 
 
@@ -429,11 +543,19 @@ def set_team(
         TeamGap.managers if g is TeamGap.team else g
         for g in gaps_of(policy, subject, cases, now.date())
     ]
+    group_leader = group_leader_of(policy, subject)
+    if group_leader is None and TeamGap.same_group_leader in gaps:
+        # The parent has no leader yet: the member cannot follow it; the list shows the gap.
+        gaps.remove(TeamGap.same_group_leader)
     if gaps:
+        extra: dict[str, Any] = {}
+        if TeamGap.same_group_leader in gaps:
+            extra["group_leader"] = group_leader
         raise ValidationFailed(
             "the team does not meet the team policy: " + ", ".join(g.value for g in gaps),
             errors=[{"field": "members", "reason": _GAP_REASONS[g]} for g in gaps],
             cases=[c.value for c in cases],
+            **extra,
         )
     _apply(session, recorder, customer_id, wanted, staff, caller.subject, now)
     try:
@@ -450,6 +572,8 @@ _GAP_REASONS = {
     TeamGap.managers: "a team has at least the policy's minimum of active managers",
     TeamGap.senior_lead: "a senior lead is required for this customer",
     TeamGap.accountable_leader: "an accountable leader is required for this customer",
+    TeamGap.same_group_leader: "every member of a group gets the accountable leader of its "
+    "group's parent (group_leader)",
 }
 
 
@@ -646,6 +770,126 @@ def close_designation(
     return designation, cases, released
 
 
+# -- groups -------------------------------------------------------------------------------------
+def _group_leader(session: Session, policy: TeamPolicy, staff_id: str) -> Staff:
+    """The staff member named to lead a group: active and of a leader's role (else 422)."""
+    leader = session.get(Staff, staff_id)
+    if leader is None:
+        problem: str | None = f"no staff {staff_id}"
+    elif leader.status != "active":
+        problem = f"staff {leader.id} is {leader.status}"
+    else:
+        problem = leader_problem(policy, leader)
+    if leader is None or problem is not None:
+        reason = problem or f"staff {staff_id} may not lead the group"
+        raise ValidationFailed(reason + ".", errors=[{"field": "staff_id", "reason": reason}])
+    return leader
+
+
+def set_group_leader(
+    session: Session, recorder: EventRecorder, group_id: str, body: GroupLeaderIn, caller: Caller
+) -> GroupLeaderOut:
+    """Make ``body.staff_id`` the accountable leader 挂钩领导 of a group's parent and of every
+    member, in one transaction: every member of a group gets the same leader.
+
+    Administrators, and heads whose subtree holds every customer of the group (403 naming the
+    units outside). The leader is an active outlet head, branch president or head-office leader
+    of any unit (422 otherwise); one who serves a customer of the group in another way (its
+    owner, a member or senior lead of its team) cannot also be its leader (409 naming the
+    customers). Each team keeps its other members; a leader it had is replaced. As when a team
+    is set, each customer given the leader publishes ``ownership.assigned`` and each leader
+    replaced ``ownership.released`` (role ``team_member``, key the customer); a customer whose
+    leader it is already changes nothing. The teams are not checked against the rest of the
+    policy: what they lack besides stays in the violations.
+    """
+    members = list(
+        session.scalars(
+            select(CustomerProfile.customer_id)
+            .where(CustomerProfile.group_id == group_id)
+            .order_by(CustomerProfile.customer_id)
+        )
+    )
+    if service.customer_unit(session, group_id) is None or not members:
+        raise NotFound(f"no group of customer {group_id}: no customer known here names it")
+    customers = [group_id, *members]
+    units: dict[str, str] = {
+        customer_id: unit
+        for customer_id, unit in session.execute(
+            select(customer_refs.c.customer_id, customer_refs.c.org_unit).where(
+                customer_refs.c.customer_id.in_(customers)
+            )
+        )
+    }
+    outside = sorted({u for u in units.values() if not access.may_manage(caller, u)})
+    if outside:
+        raise Forbidden(
+            "you may not set the teams of customers of " + ", ".join(outside) + "; the group "
+            "has customers there"
+        )
+    now = utcnow()
+    policy = policy_on(now.date())
+    leader = _group_leader(session, policy, body.staff_id)
+    customers = [c for c in customers if c in units]
+    for customer_id in sorted(customers):  # one change of each team at a time, in one order
+        service.current_owner(session, customer_id, lock=True)
+    seats = session.scalars(
+        select(TeamMember).where(TeamMember.customer_id.in_(customers)).with_for_update()
+    ).all()
+    owners = session.execute(
+        select(Ownership.customer_id).where(
+            Ownership.customer_id.in_(customers),
+            Ownership.ended_at.is_(None),
+            Ownership.staff_id == leader.id,
+        )
+    ).scalars()
+    otherwise = sorted(
+        {*owners}
+        | {
+            m.customer_id
+            for m in seats
+            if m.staff_id == leader.id and m.role != TeamRole.accountable_leader.value
+        }
+    )
+    if otherwise:
+        raise Conflict(
+            f"staff {leader.id} serves customers of the group in another role already; a leader "
+            "is not also their owner or manager",
+            serving_otherwise=otherwise,
+        )
+    serving: dict[str, dict[str, str]] = {c: {} for c in customers}  # staff and role by customer
+    for m in seats:
+        serving[m.customer_id][m.staff_id] = m.role
+    changed: list[str] = []
+    released: list[GroupLeaderRelease] = []
+    for customer_id in customers:
+        team = serving[customer_id]
+        if team.get(leader.id) == TeamRole.accountable_leader.value:
+            continue  # its leader already (a team has one leader at most)
+        wanted = {
+            staff_id: role
+            for staff_id, role in team.items()
+            if role != TeamRole.accountable_leader.value
+        }
+        wanted[leader.id] = TeamRole.accountable_leader.value
+        gone = _apply(
+            session, recorder, customer_id, wanted, {leader.id: leader}, caller.subject, now
+        )
+        changed.append(customer_id)
+        released.extend(GroupLeaderRelease(customer_id=customer_id, staff_id=s) for s in gone)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"the teams of the group of {group_id} were changed concurrently") from exc
+    return GroupLeaderOut(
+        group_id=group_id,
+        staff_id=leader.id,
+        customers=customers,
+        changed=changed,
+        released=released,
+    )
+
+
 # -- violations ---------------------------------------------------------------------------------
 def violations(
     session: Session,
@@ -692,6 +936,9 @@ def violations(
                     managers=managers_of(subject),
                     cases=cases,
                     missing=gaps,
+                    accountable_leader=accountable_leader_of(policy, subject),
+                    group_id=subject.group_id,
+                    group_leader=group_leader_of(policy, subject),
                 )
             )
     return found[offset : offset + limit], len(found)

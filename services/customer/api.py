@@ -266,5 +266,19 @@ def add_relationship(
     return repo.list_relationships(session, customer_id, caller)
 
 
+@router.delete(
+    "/{customer_id}/relationships/{relationship_id}",
+    response_model=list[RelationshipOut],
+    summary="End a link from this customer to another (e.g. leaving its group)",
+)
+def end_relationship(
+    customer_id: str, relationship_id: int, caller: CurrentCaller, session: SessionDep
+) -> list[RelationshipOut]:
+    """The relationships left; ending a ``group_member`` link publishes
+    ``customer.group_changed`` with ``group_id`` null."""
+    service.end_relationship(session, customer_id, relationship_id, caller)
+    return repo.list_relationships(session, customer_id, caller)
+
+
 # Imports first: /imports would otherwise be taken for a customer id by /{customer_id}.
 routers = [imports_router, router, reports_router]

@@ -32,7 +32,13 @@ from services.customer.models import (
     Relationship,
 )
 from services.customer.repo import load_writable
-from services.customer.service import commit_versioned, event_payload, log_change
+from services.customer.service import (
+    commit_versioned,
+    event_payload,
+    group_snapshot,
+    log_change,
+    record_group_changes,
+)
 
 SAME_PHONE = "same_name_and_phone"
 SAME_ADDRESS = "same_name_and_address"
@@ -135,7 +141,9 @@ def merge(
     duplicate = load_writable(session, caller, duplicate_id)
     _check_mergeable(survivor, duplicate, version)
     filled = _take_over_fields(survivor, duplicate)
+    groups = group_snapshot(session, [survivor.id, duplicate.id])
     moved = _move_history(session, survivor.id, duplicate.id)
+    record_group_changes(session, ctx.recorder, groups, caller.subject)
     now = utcnow()
     duplicate.status = "closed"
     duplicate.merged_into = survivor.id

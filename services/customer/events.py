@@ -24,6 +24,12 @@ CUSTOMER_MERGED = EventSpec(
 CUSTOMER_ERASED = EventSpec(
     "customer.erased", 1, STREAM, "A data subject's personal data was erased on request (PIPL)"
 )
+CUSTOMER_GROUP_CHANGED = EventSpec(
+    "customer.group_changed",
+    1,
+    STREAM,
+    "A customer joined a group 集团客户, left it or moved to another (group_member relationships)",
+)
 
 PUBLISHED = (
     CUSTOMER_CREATED,
@@ -33,4 +39,5 @@ PUBLISHED = (
     CUSTOMER_STATUS_CHANGED,
     CUSTOMER_MERGED,
     CUSTOMER_ERASED,
+    CUSTOMER_GROUP_CHANGED,
 )

@@ -7,9 +7,11 @@ Every use case takes the session and the caller explicitly, checks what the call
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -19,8 +21,10 @@ from crmkit.db import utcnow
 from crmkit.errors import (
     Conflict,
     Forbidden,
+    NotFound,
     ValidationFailed,
 )
+from crmkit.outbox import EventRecorder, recorder_of
 from crmkit.versioning import check_version
 from services.customer import access, events
 from services.customer.context import CustomerContext
@@ -52,6 +56,7 @@ from services.customer.schemas import (
     CustomerCreate,
     CustomerPatch,
     RelationshipIn,
+    RelationshipType,
 )
 
 
@@ -247,6 +252,9 @@ def event_payload(customer: Customer, **extra: Any) -> dict[str, Any]:
 def add_relationship(
     session: Session, customer_id: str, cmd: RelationshipIn, caller: Caller
 ) -> Relationship:
+    """Link the customer to another. A ``group_member`` link (the customer joins the other's
+    group 集团客户) is checked by :func:`_check_group_link` and announced as
+    ``customer.group_changed`` in the same transaction."""
     customer = load_writable(session, caller, customer_id)
     if cmd.to_customer_id == customer.id:
         raise ValidationFailed(
@@ -254,6 +262,9 @@ def add_relationship(
             errors=[{"field": "to_customer_id", "reason": "same customer"}],
         )
     other = load_readable(session, caller, cmd.to_customer_id)
+    grouping = cmd.type is RelationshipType.group_member
+    if grouping:
+        _check_group_link(session, customer.id, other.id)
     link = Relationship(
         from_customer_id=customer.id,
         to_customer_id=other.id,
@@ -274,5 +285,139 @@ def add_relationship(
         caller.subject,
         {"type": cmd.type.value, "to_customer_id": other.id},
     )
+    if grouping:
+        record_group_changes(session, recorder_of(session), {customer.id: None}, caller.subject)
     session.commit()
     return link
+
+
+def end_relationship(
+    session: Session, customer_id: str, relationship_id: int, caller: Caller
+) -> None:
+    """End a link from the customer to another (those who may change the customer). The link
+    is removed and the customer's change log keeps it; ending a ``group_member`` link (the
+    customer leaves its group) is announced as ``customer.group_changed``."""
+    customer = load_writable(session, caller, customer_id)
+    link = session.get(Relationship, relationship_id)
+    if link is None or link.from_customer_id != customer.id:
+        raise NotFound(f"no relationship {relationship_id} from customer {customer_id}")
+    before: dict[str, str | None] = {}
+    if link.type == RelationshipType.group_member.value:
+        _lock_customers(session, [customer.id])
+        before = groups_of(session, [customer.id])
+    session.delete(link)
+    session.flush()
+    log_change(
+        session,
+        customer,
+        "relationship_removed",
+        caller.subject,
+        {"type": link.type, "to_customer_id": link.to_customer_id},
+    )
+    record_group_changes(session, recorder_of(session), before, caller.subject)
+    session.commit()
+
+
+# -- groups 集团客户 ----------------------------------------------------------------------------
+# A group is its parent and the customers linked to it by ``group_member`` (from the member to the
+# parent). Groups are one level deep and a customer belongs to one group at most: the API refuses
+# other links. A merge may still leave a survivor with two group links; its group is then the
+# parent of the older link.
+GROUP_MEMBER = RelationshipType.group_member.value
+
+
+def _lock_customers(session: Session, customer_ids: list[str]) -> None:
+    """Lock the customers' rows (in id order) so their group links change one at a time."""
+    session.execute(
+        select(Customer.id)
+        .where(Customer.id.in_(customer_ids))
+        .order_by(Customer.id)
+        .with_for_update()
+    ).all()
+
+
+def _check_group_link(session: Session, member_id: str, parent_id: str) -> None:
+    """A customer joins one group at a time, a group's parent is a member of none, and a
+    member is the parent of none (409 / 422 otherwise)."""
+    _lock_customers(session, [member_id, parent_id])
+    current = groups_of(session, [member_id])[member_id]
+    if current is not None:
+        raise Conflict(
+            f"customer {member_id} belongs to the group of {current} already; end that "
+            "relationship first",
+            group_id=current,
+        )
+    errors: list[dict[str, str]] = []
+    parent_group = groups_of(session, [parent_id])[parent_id]
+    if parent_group is not None:
+        errors.append(
+            {
+                "field": "to_customer_id",
+                "reason": f"customer {parent_id} is a member of the group of {parent_group}; "
+                "link to the group's parent",
+            }
+        )
+    has_members = session.scalars(
+        select(Relationship.id)
+        .where(Relationship.type == GROUP_MEMBER, Relationship.to_customer_id == member_id)
+        .limit(1)
+    ).first()
+    if has_members is not None:
+        errors.append(
+            {
+                "field": "type",
+                "reason": f"customer {member_id} is the parent of a group; a group's parent "
+                "belongs to no group",
+            }
+        )
+    if errors:
+        raise ValidationFailed("Groups are one level deep.", errors=errors)
+
+
+def groups_of(session: Session, customer_ids: Iterable[str]) -> dict[str, str | None]:
+    """The group (its parent's id) each customer belongs to now, None for none: the target of
+    its oldest ``group_member`` link."""
+    wanted = list(customer_ids)
+    found: dict[str, str | None] = dict.fromkeys(wanted)
+    rows = session.execute(
+        select(Relationship.from_customer_id, Relationship.to_customer_id)
+        .where(Relationship.type == GROUP_MEMBER, Relationship.from_customer_id.in_(wanted))
+        .order_by(Relationship.id.desc())
+    ).all()
+    for member, parent in rows:  # the oldest link last, so it counts
+        found[member] = parent
+    return found
+
+
+def group_snapshot(session: Session, customer_ids: list[str]) -> dict[str, str | None]:
+    """The groups of the customers and of the members of their groups: every customer whose
+    group a change of their ``group_member`` links may change (a merge re-points them)."""
+    members = session.scalars(
+        select(Relationship.from_customer_id).where(
+            Relationship.type == GROUP_MEMBER, Relationship.to_customer_id.in_(customer_ids)
+        )
+    ).all()
+    return groups_of(session, sorted({*customer_ids, *members}))
+
+
+def record_group_changes(
+    session: Session, recorder: EventRecorder, before: dict[str, str | None], actor: str
+) -> None:
+    """Record ``customer.group_changed`` for each customer of ``before`` whose group is not the
+    one it had then (in the caller's transaction)."""
+    if not before:
+        return
+    after = groups_of(session, before)
+    for customer_id in sorted(before):
+        if after[customer_id] != before[customer_id]:
+            recorder.record(
+                session,
+                events.CUSTOMER_GROUP_CHANGED,
+                {
+                    "customer_id": customer_id,
+                    "group_id": after[customer_id],
+                    "previous_group_id": before[customer_id],
+                },
+                key=customer_id,
+                actor=actor,
+            )

@@ -1,8 +1,9 @@
 """Who may do what in the rating service, decided here from the caller's token and this
 service's own copy of who owns each customer (``owner_refs``).
 
-- A customer manager 客户经理 assesses and proposes limits for customers they own or serve;
-  they investigate and propose, and never decide (内部控制).
+- A customer manager 客户经理 (or a head who owns the customer) assesses and proposes limits for
+  customers they own or serve; they investigate and propose, and never decide the same case
+  (内部控制).
 - Approvers (credit approver, outlet head, branch president, head-office leader) review,
   confirm grades and decide limits for customers of their org subtree, within the authority
   matrix; never on their own proposal.
@@ -35,6 +36,11 @@ APPROVERS = frozenset(
 RISK_STAFF = frozenset({ROLE_RISK_OFFICER, ROLE_INTERNAL_CONTROL})
 # Roles that read the ratings, limits and risk of their org subtree.
 SUBTREE_READERS = APPROVERS | RISK_STAFF | {ROLE_COMMITTEE}
+# Roles that investigate and propose for the customers they own or serve: customer managers,
+# and the heads and leaders who own high-tier customers under the assignment rules.
+PROPOSERS = frozenset(
+    {ROLE_CUSTOMER_MANAGER, ROLE_OUTLET_HEAD, ROLE_BRANCH_PRESIDENT, ROLE_HEAD_OFFICE_LEADER}
+)
 
 
 def org_level(org_unit: str) -> str:
@@ -61,10 +67,12 @@ def may_read(session: Session, caller: Caller, customer_id: str, org_unit: str) 
 
 
 def may_propose(session: Session, caller: Caller, customer_id: str) -> bool:
-    """Assess a customer or propose its limit: its owner or a member of its serving team."""
+    """Assess a customer or propose its limit: its owner or a member of its serving team who
+    holds a proposing role (a teller's general deposit customers are not rated by the teller).
+    Whoever proposes never decides the same case: the four-eyes checks are the use cases'."""
     if caller.has_role(ROLE_ADMIN):
         return True
-    return caller.has_role(ROLE_CUSTOMER_MANAGER) and serves(session, caller, customer_id)
+    return caller.has_role(*PROPOSERS) and serves(session, caller, customer_id)
 
 
 def may_decide(caller: Caller, org_unit: str) -> bool:

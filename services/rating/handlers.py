@@ -18,12 +18,20 @@ from sqlalchemy.orm import Session
 from crmkit.consumer import HandlerRegistry
 from crmkit.db import utcnow
 from crmkit.events import Envelope
-from crmkit.replicas import CUSTOMER_STREAM, apply_customer_events, register_ownership_replica
+from crmkit.replicas import (
+    CUSTOMER_STREAM,
+    apply_customer_events,
+    register_customer_lifecycle,
+    register_ownership_replica,
+)
 from services.rating import rerating, risk
 from services.rating.models import CustomerFigures, customer_refs, owner_refs
 
 registry = HandlerRegistry()
 register_ownership_replica(registry, owner_refs)
+# An erased customer's name goes; a merged-away record is no longer rated. The assessments and
+# limits stay: they are the bank's credit records, kept under its retention duties.
+register_customer_lifecycle(registry, customer_refs)
 
 
 def figures_of(session: Session, customer_id: str) -> CustomerFigures:
