@@ -27,10 +27,11 @@ from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import BUSINESS_TZ, business_today
 from crmkit.csvout import BOM
 from crmkit.csvout import csv_cell as kit_csv_cell
-from crmkit.db import in_subtree
+from crmkit.db import in_subtree, one_of
 from crmkit.errors import Forbidden
 from services.assignment import access
 from services.assignment.models import CustomerProfile, OrgUnit, Ownership, Staff, customer_refs
+from services.assignment.models_teams import TeamMember
 from services.assignment.schemas_reports import (
     BASIS_LABELS,
     POST_LABELS,
@@ -44,9 +45,11 @@ from services.assignment.schemas_reports import (
     ResponsibilityRow,
     ResponsibilitySummary,
     StaffRef,
+    TeamMemberRef,
 )
 
 BATCH_ROWS = 2000
+FIRST_RESPONSIBLE = "first_responsible"
 NONE_KEY = "none"
 WEALTH_LAYERS: dict[str, str] = {  # seed 004 l.11
     "layer_1": "200万以上",
@@ -180,7 +183,33 @@ def credit_limit_in_force(
     return amount
 
 
-def _responsibility_row(row: Row[Any], today: date) -> ResponsibilityRow:
+def _teams(session: Session, customer_ids: Sequence[str]) -> dict[str, list[TeamMemberRef]]:
+    """The serving teams of a page of customers, beside their owners (one query)."""
+    teams: dict[str, list[TeamMemberRef]] = defaultdict(list)
+    if not customer_ids:
+        return teams
+    rows = session.execute(
+        select(TeamMember.customer_id, TeamMember.staff_id, Staff.name, TeamMember.role)
+        .join(Staff, Staff.id == TeamMember.staff_id)
+        .where(
+            one_of(session, TeamMember.customer_id, list(customer_ids)),
+            TeamMember.role != FIRST_RESPONSIBLE,  # the owner has a column of its own
+        )
+        .order_by(TeamMember.customer_id, TeamMember.role, TeamMember.staff_id)
+    )
+    for customer_id, staff_id, name, role in rows:
+        teams[customer_id].append(TeamMemberRef(staff_id=staff_id, name=name, role=role))
+    return teams
+
+
+def _responsibility_rows(
+    session: Session, rows: Sequence[Row[Any]], today: date
+) -> list[ResponsibilityRow]:
+    teams = _teams(session, [row.customer_id for row in rows])
+    return [_responsibility_row(row, today, teams.get(row.customer_id, [])) for row in rows]
+
+
+def _responsibility_row(row: Row[Any], today: date, team: list[TeamMemberRef]) -> ResponsibilityRow:
     post = post_of(row.roles or [], row.staff_unit_type)
     basis = basis_of(row.reason, post)
     started: datetime = row.started_at
@@ -208,7 +237,7 @@ def _responsibility_row(row: Row[Any], today: date) -> ResponsibilityRow:
         responsibility_basis_label=BASIS_LABELS[basis],
         ownership_reason=row.reason,
         first_responsible=owner,
-        team_members=[],  # teams are being built; their members join the report then
+        team_members=team,
         effective_date=started.astimezone(BUSINESS_TZ).date(),
     )
 
@@ -259,7 +288,7 @@ def responsibility_report(
     unowned = sum(s.unowned for s in summary)
     query = _responsibility_query(scope, business_line).limit(limit).offset(offset)
     today = business_today()
-    items = [_responsibility_row(row, today) for row in session.execute(query)]
+    items = _responsibility_rows(session, session.execute(query).all(), today)
     return ResponsibilityReport(
         items=items,
         total=owned,
@@ -318,8 +347,7 @@ def _responsibility_chunks(session: Session, query: Select[Any]) -> Iterator[byt
     for batch in result.partitions():
         buffer.seek(0)
         buffer.truncate()
-        for row in batch:
-            line = _responsibility_row(row, today)
+        for line in _responsibility_rows(session, batch, today):
             writer.writerow([csv_cell(getattr(line, name)) for name, _ in RESPONSIBILITY_COLUMNS])
         yield buffer.getvalue().encode("utf-8")
 
@@ -489,7 +517,12 @@ def maintainers_csv(report: MaintainersReport) -> str:
 
 # -- CSV cells ----------------------------------------------------------------------------------
 def csv_cell(value: object) -> str:
-    """A cell of these reports: a staff reference as "name (id)", the rest as the kit writes it."""
-    if isinstance(value, StaffRef):
+    """A cell of these reports: a staff reference as "name (id)", a team member as "name (id,
+    role)", a list of them joined by "; ", the rest as the kit writes it."""
+    if isinstance(value, list):
+        return "; ".join(csv_cell(v) for v in value)
+    if isinstance(value, TeamMemberRef):
+        value = f"{value.name} ({value.staff_id}, {value.role})"
+    elif isinstance(value, StaffRef):
         value = f"{value.name} ({value.staff_id})"
     return kit_csv_cell(value)

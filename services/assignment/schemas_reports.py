@@ -69,6 +69,10 @@ class StaffRef(BaseModel):
     name: str
 
 
+class TeamMemberRef(StaffRef):
+    role: str = Field(description="member, senior_lead or accountable_leader 挂钩领导")
+
+
 class ResponsibilityRow(BaseModel):
     """One owned stock customer and who maintains it."""
 
@@ -100,8 +104,9 @@ class ResponsibilityRow(BaseModel):
     responsibility_basis_label: str
     ownership_reason: str
     first_responsible: StaffRef = Field(description="第一负责人: the owner")
-    team_members: list[StaffRef] = Field(
-        default_factory=list, description="Team members (teams are not reported yet: empty)"
+    team_members: list[TeamMemberRef] = Field(
+        default_factory=list,
+        description="The serving team beside the owner: members, senior lead, accountable leader",
     )
     effective_date: date = Field(description="The ownership span's start, Asia/Shanghai")
 

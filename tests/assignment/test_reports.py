@@ -15,7 +15,7 @@ from crmkit.consumer import RawRecord
 from crmkit.events import build_envelope
 from services.assignment import reports
 from services.customer.events import CUSTOMER_CREATED, CUSTOMER_FINANCIALS_UPDATED
-from tests.assignment import test_rules
+from tests.assignment import test_rules, test_teams
 from tests.assignment.test_ownership import assign, problem
 from tests.customer.conftest import Api
 
@@ -350,3 +350,20 @@ def test_the_maintainer_lists_per_unit_and_layer(bank: Api) -> None:
     assert header[0] == "org_unit (机构)"
     assert body[0][2] == "layer_2" and body[0][4] == "wealth.ma" and body[0][-1] == "2"
     assert len(body) == 4
+
+
+def test_the_responsibility_table_names_the_serving_team(bank: Api) -> None:
+    credit = test_teams.owned(bank, loans="50000.00")
+    members = [("personal.yu", "first_responsible"), ("manager.li", "member")]
+    assert test_teams.put_team(bank, "head.sun", credit, *members).status_code == 200
+    rows = {r["customer_id"]: r for r in get(bank, "head.sun", RESPONSIBILITY)["items"]}
+    assert rows[credit]["first_responsible"]["staff_id"] == "personal.yu"
+    assert rows[credit]["team_members"] == [
+        {"staff_id": "manager.li", "name": "manager.li", "role": "member"}
+    ]
+    resp = bank.as_("head.sun").get(RESPONSIBILITY, params={"format": "csv"})
+    lines = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
+    header, *body = lines
+    by_id = {dict(zip(header, line, strict=True))["customer_id (客户号)"]: line for line in body}
+    row = dict(zip(header, by_id[credit], strict=True))
+    assert row["team_members (团队成员)"] == "manager.li (manager.li, member)"
