@@ -7,6 +7,7 @@ redelivered or re-published older event never rolls it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -167,12 +168,22 @@ def owner_of(session: Session, table: Table, customer_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def register_ownership_replica(registry: HandlerRegistry, table: Table) -> None:
+def register_ownership_replica(
+    registry: HandlerRegistry,
+    table: Table,
+    then: Callable[[Session, str], None] | None = None,
+) -> None:
     """Keep ``table`` up to date from ownership.assigned / .transferred / .released (v1).
 
     One customer, one responsible manager: a new ``owner`` replaces the previous one; team
-    members are kept beside the owner until released.
+    members are kept beside the owner until released. ``then(session, customer_id)`` runs after
+    each change of the copy, for a service whose own state follows the owner.
     """
+
+    def changed(session: Session, customer_id: str) -> None:
+        if then is not None:
+            session.flush()
+            then(session, customer_id)
 
     def put(session: Session, customer_id: str, staff_id: str, role: str, since: Any) -> None:
         if role == "owner":
@@ -191,10 +202,12 @@ def register_ownership_replica(registry: HandlerRegistry, table: Table) -> None:
     def assigned(session: Session, event: Envelope) -> None:
         data = event.data
         put(session, data["customer_id"], data["staff_id"], data["role"], event.occurred_at)
+        changed(session, data["customer_id"])
 
     def transferred(session: Session, event: Envelope) -> None:
         data = event.data
         put(session, data["customer_id"], data["to_staff_id"], "owner", event.occurred_at)
+        changed(session, data["customer_id"])
 
     def released(session: Session, event: Envelope) -> None:
         data = event.data
@@ -204,6 +217,7 @@ def register_ownership_replica(registry: HandlerRegistry, table: Table) -> None:
                 table.c.staff_id == data["staff_id"],
             )
         )
+        changed(session, data["customer_id"])
 
     registry.on(ASSIGNMENT_STREAM, "ownership.assigned", versions=(1,))(assigned)
     registry.on(ASSIGNMENT_STREAM, "ownership.transferred", versions=(1,))(transferred)

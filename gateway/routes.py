@@ -3,7 +3,8 @@
 A prefix matches whole path segments only: ``/api/v1/customers`` owns ``/api/v1/customers`` and
 ``/api/v1/customers/...`` but not ``/api/v1/customersX``. A ``*`` segment matches any one segment,
 so that a service can own a sub-resource of another's resource (``customers/*/owner``); those
-routes are tried first. Each service also owns its operations routes under
+routes are tried first, then longer prefixes before shorter ones (``leads/areas`` before
+``leads``). Each service also owns its operations routes under
 ``/api/v1/admin/<service>``.
 """
 
@@ -42,10 +43,29 @@ RESOURCES: dict[str, tuple[str, ...]] = {
         "staff",
         "ownerships",
         "teams",
-        "leads",
+        "leads/areas",
         "handovers",
     ),
-    "visits": ("visits", "plans", "agenda", "complaints", "surveys", "enquiries"),
+    "visits": (
+        "customers/*/visits",
+        "customers/*/care",
+        "staff/*/agenda",
+        "staff/*/day-plans",
+        "visits",
+        "visit-plans",
+        "service-plans",
+        "followups",
+        "enquiries",
+        "appointments",
+        "complaints",
+        "surveys",
+        "leads",
+        "marketing-events",
+        "reports/visits",
+        "reports/activity",
+        "reports/teller-register",
+        "reports/complaints",
+    ),
     "notify": ("messages", "templates", "consents", "campaigns"),
 }
 
@@ -57,7 +77,8 @@ def route_table() -> list[tuple[str, str]]:
         for service, resources in RESOURCES.items()
         for resource in resources
     ]
-    table.sort(key=lambda route: "*" not in route[0])  # sub-resources before their resource
+    # Sub-resources before their resource, and longer prefixes before shorter ones.
+    table.sort(key=lambda route: ("*" not in route[0], -route[0].count("/")))
     table += [(f"{API_PREFIX}/admin/{service}", service) for service in SERVICES]
     return table
 

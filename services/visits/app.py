@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from crmkit.http import create_service_app
-from crmkit.runtime import ServiceRuntime
+from crmkit.runtime import PeriodicTask, ServiceRuntime
+from services.visits import complaints, followups
 from services.visits.api import routers
 from services.visits.handlers import registry
 from services.visits.models import Base, kit
@@ -15,13 +16,22 @@ from services.visits.settings import VisitsSettings
 
 
 def build_runtime(settings: VisitsSettings | None = None) -> ServiceRuntime:
+    settings = settings or VisitsSettings()
     return ServiceRuntime(
         name="visits",
-        settings=settings or VisitsSettings(),
+        settings=settings,
         metadata=Base.metadata,
         tables=kit,
         registry=registry,
         migrations_dir=Path(__file__).with_name("migrations"),
+        periodic=(
+            PeriodicTask("reminders", settings.reminder_interval_s, followups.remind),
+            PeriodicTask(
+                "complaint-escalation",
+                settings.complaint_sweep_interval_s,
+                complaints.escalate_late,
+            ),
+        ),
     )
 
 

@@ -12,3 +12,9 @@ class VisitsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CRM_VISITS_", extra="ignore")
 
     port: int = 8004
+    # How often the workers publish reminders of contacts coming due and holiday greetings.
+    reminder_interval_s: float = 900.0
+    # How many days ahead of a due contact its reminder goes out.
+    reminder_days_ahead: int = 3
+    # How often the workers escalate complaints whose step is past its deadline.
+    complaint_sweep_interval_s: float = 300.0

@@ -1,0 +1,7 @@
+"""Routes: Complaints and their steps."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["complaints"])

@@ -1,0 +1,3 @@
+"""Tables: Complaints 投诉 and their steps."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables: Satisfaction surveys 满意度调查: samples and responses."""
+
+from __future__ import annotations
