@@ -7,13 +7,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import assignment_rules, customer_import, outbox_pipeline, rating_campaign
+from bench import (
+    assignment_rules,
+    customer_import,
+    outbox_pipeline,
+    rating_campaign,
+    visits_followups,
+)
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "outbox_pipeline": outbox_pipeline.run,
     "customer_import": customer_import.run,
     "assignment_rules": assignment_rules.run,
     "rating_campaign": rating_campaign.run,
+    "visits_followups": visits_followups.run,
 }
 
 

@@ -40,9 +40,9 @@ from sqlalchemy import func, select
 
 from crmkit import devauth
 from crmkit.crypto import generate_key
+from crmkit.identity import CREDIT_CODE_ALPHABET
 from services.customer import import_cli
 from services.customer.app import build_runtime
-from services.customer.identity import CREDIT_CODE_ALPHABET
 from services.customer.models import ImportJob, kit
 from services.customer.schemas_imports import ImportFormat, ImportKind
 from services.customer.settings import CustomerSettings

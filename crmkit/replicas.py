@@ -84,21 +84,28 @@ ERASED_NAME = ""
 MERGED_STATUS = "merged"
 
 
-def register_customer_lifecycle(registry: HandlerRegistry, table: Table) -> None:
+def register_customer_lifecycle(
+    registry: HandlerRegistry,
+    table: Table,
+    on_erased: Callable[[Session, str], None] | None = None,
+) -> None:
     """Keep ``table`` true to the ends of a customer record (version 1 of both events):
 
     - ``customer.erased``: the copy's name is removed (the customer service removed the personal
       fields; what stays here is the id, kind, unit, line and status, which identify nobody);
     - ``customer.merged``: the merged-away record's copy is marked ``merged``, so nothing in
       this service picks it again; its survivor is a customer of its own.
+
+    ``on_erased(session, customer_id)`` removes what else the service keeps of the person.
     """
 
     def erased(session: Session, event: Envelope) -> None:
+        customer_id = event.data["customer_id"]
         session.execute(
-            sa.update(table)
-            .where(table.c.customer_id == event.data["customer_id"])
-            .values(name=ERASED_NAME)
+            sa.update(table).where(table.c.customer_id == customer_id).values(name=ERASED_NAME)
         )
+        if on_erased is not None:
+            on_erased(session, customer_id)
 
     def merged(session: Session, event: Envelope) -> None:
         session.execute(

@@ -11,6 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field
 T = TypeVar("T")
 
 
+class CustomerKind(StrEnum):
+    """The kinds of customer the customer master knows (its events carry them)."""
+
+    individual = "individual"
+    farm_household = "farm_household"  # 农户
+    individual_business = "individual_business"  # 个体工商户
+    corporate = "corporate"
+    institution = "institution"  # 机关事业单位
+
+
+class Importance(StrEnum):
+    """客户重要程度: the owner's assessment of a customer, kept in the customer master (and sent
+    with its events); the visits service's follow-up plan reads it."""
+
+    key = "key"  # 重点
+    important = "important"  # 重要
+    general = "general"  # 一般
+
+
 class ReportFormat(StrEnum):
     """How a report is delivered: JSON, or CSV for Excel (UTF-8 with a byte-order mark)."""
 

@@ -146,4 +146,7 @@ def risk_status_changed(session: Session, event: Envelope) -> None:
     profile.updated_at = utcnow()
 
 
-from services.assignment import handlers_groups  # noqa: E402,F401
+from services.assignment import (  # noqa: E402
+    handlers_groups,  # noqa: F401
+    handlers_visits,  # noqa: F401
+)

@@ -322,8 +322,16 @@ def list_areas(
 
 
 # -- entries ------------------------------------------------------------------------------------
-def create_lead(session: Session, body: LeadIn, caller: Caller) -> Lead:
-    """A collected entry, by staff who hold a book, heads or administrators."""
+def create_lead(
+    session: Session,
+    body: LeadIn,
+    caller: Caller,
+    *,
+    source: str | None = None,
+    source_ref: str | None = None,
+) -> Lead:
+    """A collected entry, by staff who hold a book, heads or administrators; ``source`` and
+    ``source_ref`` name where an entry another service identified came from."""
     if not caller.has_role(ROLE_ADMIN, *access.MANAGERS):
         _book_staff(session, caller)
     area = session.get(LeadArea, body.area_id)
@@ -355,6 +363,8 @@ def create_lead(session: Session, body: LeadIn, caller: Caller) -> Lead:
         info_status=body.info_status.value,
         willing_to_borrow=body.willing_to_borrow,
         notes=body.notes,
+        source=source,
+        source_ref=source_ref,
         stage=Stage.collected.value,
         furthest=Stage.collected.value,
         created_at=now,

@@ -68,6 +68,10 @@ class Lead(Base):
     info_status: Mapped[str] = mapped_column(String(20))  # none, partial, complete
     willing_to_borrow: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     notes: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # Where the entry came from beside staff's own collection: ``teller`` (a walk-in customer
+    # identified at the counter, ``source_ref`` the visits service's register entry).
+    source: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    source_ref: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
     stage: Mapped[str] = mapped_column(String(20), index=True)
     furthest: Mapped[str] = mapped_column(String(20))  # the furthest funnel stage reached
     plan: Mapped[str | None] = mapped_column(String(2000), nullable=True)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from crmkit.auth import CurrentCaller
 from crmkit.http import SessionDep
-from crmkit.schemas import Page
+from crmkit.schemas import CustomerKind, Page
 from services.customer import domain, financials, privacy, repo, service, views
 from services.customer.api_imports import router as imports_router
 from services.customer.api_reports import router as reports_router
@@ -19,7 +19,6 @@ from services.customer.schemas import (
     ChangeOut,
     CursorPage,
     CustomerCreate,
-    CustomerKind,
     CustomerOut,
     CustomerPatch,
     CustomerSummary,

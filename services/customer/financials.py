@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from crmkit.auth import Caller
 from crmkit.db import utcnow
 from crmkit.errors import Forbidden, NotFound, PolicyViolation
+from crmkit.identity import age_on
 from services.customer import access, events
 from services.customer.context import CustomerContext
-from services.customer.identity import age_on
 from services.customer.models import Customer, FinancialSnapshot
 from services.customer.repo import load_readable
 from services.customer.schemas import SnapshotIn

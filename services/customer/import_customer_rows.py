@@ -11,11 +11,11 @@ from typing import Any, cast
 from pydantic import ValidationError
 from sqlalchemy import inspect as sa_inspect
 
+from crmkit.identity import IdentityError, validate_credit_code, validate_resident_id
 from crmkit.outbox import PreparedEvent
 from services.customer import events
 from services.customer.context import CustomerContext
 from services.customer.domain import business_today
-from services.customer.identity import IdentityError, validate_credit_code, validate_resident_id
 from services.customer.import_jobs import RunningJob, validation_errors
 from services.customer.import_source import CHILD_LISTS, SourceRow
 from services.customer.models import (

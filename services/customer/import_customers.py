@@ -10,14 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmkit.db import utcnow
+from crmkit.identity import (
+    IdentityError,
+    normalize_mobile,
+)
 from crmkit.outbox import insert_rows
 from services.customer import events
 from services.customer.context import CustomerContext
 from services.customer.domain import business_today
-from services.customer.identity import (
-    IdentityError,
-    normalize_mobile,
-)
 from services.customer.import_customer_rows import (
     CHANGES_TABLE,
     CUSTOMERS_TABLE,

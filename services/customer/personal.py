@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from crmkit import identity
 from crmkit.crypto import FieldCipher
-from services.customer import identity
 from services.customer.models import Contact, Customer
 
 PEOPLE = frozenset({"individual", "farm_household"})

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from crmkit.schemas import CustomerKind, Importance
+
 T = TypeVar("T")
 
 # CNY with two places; on the wire an exact decimal string, never a float.
@@ -26,14 +28,6 @@ OrgUnit = Annotated[
         description="Org-unit path of the branch the relationship belongs to, e.g. /HQ/U01/B01",
     ),
 ]
-
-
-class CustomerKind(StrEnum):
-    individual = "individual"
-    farm_household = "farm_household"
-    individual_business = "individual_business"
-    corporate = "corporate"
-    institution = "institution"
 
 
 class BusinessLine(StrEnum):
@@ -63,14 +57,6 @@ class OwnershipType(StrEnum):
     private = "private"
     foreign = "foreign"
     mixed = "mixed"
-
-
-class Importance(StrEnum):
-    """客户重要程度, kept by the manager and reviewed on a date."""
-
-    key = "key"
-    important = "important"
-    general = "general"
 
 
 class LawfulBasis(StrEnum):

@@ -9,7 +9,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from services.customer.schemas import CustomerKind, Importance, Money, Segment, Status
+from crmkit.schemas import CustomerKind, Importance
+from services.customer.schemas import Money, Segment, Status
 
 
 class GroupBy(StrEnum):

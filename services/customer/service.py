@@ -243,6 +243,7 @@ def event_payload(customer: Customer, **extra: Any) -> dict[str, Any]:
         value_tier=customer.value_tier,
         wealth_layer=customer.wealth_layer,
         vip_level=customer.vip_level,
+        importance=customer.importance,
         core_customer_no=customer.core_customer_no,
     )
     data.update(extra)

@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from crmkit.policy import load_policy_file
-from services.customer.schemas import CardLevel, CustomerKind, ProductCategory
+from crmkit.schemas import CustomerKind
+from services.customer.schemas import CardLevel, ProductCategory
 
 POLICY_DIRECTORY = Path(__file__).parent / "policy" / "tiers"
 ZERO = Decimal("0")

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.customer.schemas import CardLevel, CustomerKind, ProductCategory
+from crmkit.schemas import CustomerKind
+from services.customer.schemas import CardLevel, ProductCategory
 from services.customer.tier_policy import (
     ZERO,
     Dimension,

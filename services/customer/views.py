@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmkit.identity import age_on
 from services.customer.domain import business_today
-from services.customer.identity import age_on
 from services.customer.models import (
     Collateral,
     Contact,

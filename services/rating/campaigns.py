@@ -60,6 +60,7 @@ from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.heap import gc_paused
 from crmkit.outbox import EventRecorder, insert_rows
 from crmkit.runtime import ServiceRuntime
+from crmkit.schemas import CustomerKind
 from services.rating import access, ratings
 from services.rating.events import RATING_ASSESSED
 from services.rating.limits import (
@@ -84,7 +85,6 @@ from services.rating.schemas_campaigns import (
     CampaignStatus,
     Coverage,
     CoverageRow,
-    CustomerKind,
     Phase,
     PhaseDates,
     PhaseOut,

@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from crmkit.schemas import CustomerKind
+
 # CNY with two places; on the wire an exact decimal string, never a float.
 Money = Annotated[
     Decimal,
@@ -24,14 +26,6 @@ Percent = Annotated[
     PlainSerializer(lambda v: f"{v:.2f}", return_type=str, when_used="json"),
 ]
 OrgUnitPath = Annotated[str, Field(pattern=r"^/", max_length=200)]
-
-
-class CustomerKind(StrEnum):
-    individual = "individual"
-    farm_household = "farm_household"  # 农户: rated in its own programme, not by default
-    individual_business = "individual_business"
-    corporate = "corporate"
-    institution = "institution"
 
 
 class CampaignSegment(StrEnum):

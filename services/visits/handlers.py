@@ -26,14 +26,15 @@ from crmkit.replicas import (
     register_customer_lifecycle,
     register_ownership_replica,
 )
-from services.visits import followups
+from services.visits import followups, register
 from services.visits.models import CustomerCare, customer_refs, owner_refs
 
 RATING_STREAM = "rating"
 CLOSED = "closed"
 
 registry = HandlerRegistry()
-register_customer_lifecycle(registry, customer_refs)
+# An erased customer's name goes, and what the teller register kept of the person.
+register_customer_lifecycle(registry, customer_refs, on_erased=register.erase_customer)
 
 
 def care_of(session: Session, customer_id: str) -> CustomerCare | None:

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from crmkit import devauth
 from crmkit.crypto import generate_key
+from crmkit.identity import CREDIT_CODE_ALPHABET
 from crmkit.settings import KafkaSettings
 from services.customer.app import create_app
-from services.customer.identity import CREDIT_CODE_ALPHABET
 from services.customer.settings import CustomerSettings
 from tests.conftest import Databases
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from services.customer.identity import (
+from crmkit.identity import (
     IdentityError,
     ResidentId,
     age_on,
