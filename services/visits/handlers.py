@@ -30,6 +30,8 @@ from services.visits import followups, register
 from services.visits.models import CustomerCare, customer_refs, owner_refs
 
 RATING_STREAM = "rating"
+# Product types whose sale brings a post-sale follow-up 售后跟踪 (a limit approved does too).
+SOLD_PRODUCTS = frozenset({"loan", "wealth"})
 CLOSED = "closed"
 
 registry = HandlerRegistry()
@@ -100,7 +102,13 @@ def financials_updated(session: Session, event: Envelope) -> None:
         return  # a late snapshot of an earlier day does not replace the latest
     care.business_date = day
     care.aum = Decimal(data["aum"])
+    products = sorted(set(data.get("products") or []))
+    sold = SOLD_PRODUCTS.intersection(products).difference(care.products or [])
+    first_snapshot = care.products is None
+    care.products = products
     care.updated_at = utcnow()
+    if sold and not first_snapshot:  # a product sold since the last snapshot
+        followups.due_extra(session, care, "post_sale", day)
 
 
 @registry.on(CUSTOMER_STREAM, "customer.status_changed", versions=(1,))

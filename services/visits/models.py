@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, Index, String
+from sqlalchemy import JSON, Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmkit.db import KitTables, Money, ServiceBase, UtcDateTime, new_metadata
@@ -43,6 +43,9 @@ class CustomerCare(Base):
     # Financial assets with the bank (AUM) on the latest business date: appointments from 1,000,000.
     aum: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     business_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The product types the customer used on that business date (a new loan or wealth product
+    # is a sale: a post-sale follow-up 售后跟踪 comes due).
+    products: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # The owner's assessment of the customer's importance (adjusts the plan): high, normal, low.
     importance: Mapped[str | None] = mapped_column(String(10), nullable=True)
     owner_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
