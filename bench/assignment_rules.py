@@ -19,23 +19,21 @@ reported.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from fastapi.testclient import TestClient
 from sqlalchemy import Column, Index, MetaData, Table, func, select, text
 
+from bench._common import temporary_database
 from crmkit import devauth
 from crmkit.db import utcnow
 from crmkit.outbox import insert_rows
@@ -45,8 +43,6 @@ from services.assignment.models import Base, CustomerProfile, OrgUnit, Ownership
 from services.assignment.settings import AssignmentSettings
 
 NAME = "assignment_rules"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 OUTLET_STAFF = (
     ("head", ["outlet_head"], None, None),
     ("cm1", ["customer_manager"], "personal", 1500),
@@ -73,21 +69,6 @@ class Size:
 
 SMALL = Size("small", 100_000, 10, 10)
 FULL = Size("full", 100_000, 10, 10)
-
-
-@contextlib.contextmanager
-def temporary_database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'assignment.db'}"
-        return
-    name = f"crm_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.format(name=name)
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed_bank(runtime: Any, size: Size) -> list[str]:

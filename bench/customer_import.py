@@ -22,7 +22,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import httpx
 import psycopg
 from sqlalchemy import func, select
 
+from bench._common import PG_ADMIN_DSN, PG_URL, free_port, percentile
 from crmkit import devauth
 from crmkit.crypto import generate_key
 from crmkit.identity import CREDIT_CODE_ALPHABET
@@ -49,8 +49,6 @@ from services.customer.settings import CustomerSettings
 
 NAME = "customer_import"
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 COLUMNS = (
     "kind",
     "segment",
@@ -213,20 +211,6 @@ def stored_copy(source_dsn: str, target_dsn: str) -> tuple[float, list[str]]:
                     c.write(dumps[table])
         target.commit()
         return time.perf_counter() - started, tables
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 async def _load(

@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import Column, Index, MetaData, Table, func, select, text
 
+from bench._common import free_port, percentile, temporary_database
 from crmkit import devauth
 from crmkit.db import utcnow
 from crmkit.heap import gc_paused
@@ -60,8 +59,6 @@ from services.rating.settings import RatingSettings
 
 NAME = "rating_campaign"
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 DAY = date(2026, 11, 30)
 LAST_YEAR = date(2025, 9, 20)
 KINDS = (
@@ -174,19 +171,6 @@ def core(customers: list[Customer]) -> dict[str, Any]:
 
 
 # -- (b) the batch into a database -------------------------------------------------------------
-@contextlib.contextmanager
-def temporary_database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / f'rating-{uuid.uuid4().hex[:6]}.db'}"
-        return
-    name = f"crm_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.format(name=name)
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(runtime: Any, customers: list[Customer]) -> None:
@@ -352,18 +336,6 @@ def batch_on(backend: str, customers: list[Customer], tmp: Path) -> dict[str, An
 
 
 # -- (c) one assessment through the API --------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 Request = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body

@@ -25,7 +25,6 @@ one response, p50/p99, next to ``/healthz`` on the same client. Goal: p99 under 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import sys
@@ -38,10 +37,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from fastapi.testclient import TestClient
 from sqlalchemy import Column, Index, MetaData, Table, func, select, text, update
 
+from bench._common import temporary_database
 from crmkit import devauth
 from crmkit.clock import business_today
 from crmkit.db import utcnow
@@ -53,8 +52,6 @@ from services.visits.models import Base, CustomerCare
 from services.visits.settings import VisitsSettings
 
 NAME = "visits_followups"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 TODAY = date(2026, 11, 30)
 OLD_PLAN = "2025-06-01"
 ORG_UNITS = tuple(f"/HQ/U{u:02d}/B{b:02d}" for u in range(1, 11) for b in range(1, 11))
@@ -195,19 +192,6 @@ def _book_row(c: Customer) -> tuple[Any, ...]:
 
 
 # -- (b) the batch into a database -------------------------------------------------------------
-@contextlib.contextmanager
-def temporary_database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / f'visits-{uuid.uuid4().hex[:6]}.db'}"
-        return
-    name = f"crm_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.format(name=name)
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _care_row(c: Customer, now: datetime) -> dict[str, Any]:
