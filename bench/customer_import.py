@@ -15,7 +15,6 @@ filtered-list p50/p99 reported.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import io
@@ -37,7 +36,7 @@ import httpx
 import psycopg
 from sqlalchemy import func, select
 
-from bench._common import PG_ADMIN_DSN, PG_URL, free_port, percentile
+from bench._common import PG_ADMIN_DSN, PG_URL, free_port, get, load
 from crmkit import devauth
 from crmkit.crypto import generate_key
 from crmkit.identity import CREDIT_CODE_ALPHABET
@@ -213,52 +212,6 @@ def stored_copy(source_dsn: str, target_dsn: str) -> tuple[float, list[str]]:
         return time.perf_counter() - started, tables
 
 
-async def _load(
-    base: str, phases: list[list[str]], clients: int, token: str
-) -> list[tuple[list[float], int, float]]:
-    """Run each phase's GETs by ``clients`` concurrent clients over one set of kept-alive
-    connections (opened by a warm-up first, as steady clients keep them): latencies (ms),
-    failures and seconds per phase."""
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    results: list[tuple[list[float], int, float]] = []
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=30
-    ) as client:
-
-        async def phase(paths: list[str]) -> tuple[list[float], int, float]:
-            queue: asyncio.Queue[str] = asyncio.Queue()
-            for p in paths:
-                queue.put_nowait(p)
-            latencies: list[float] = []
-            failures = 0
-
-            async def worker() -> None:
-                nonlocal failures
-                while True:
-                    try:
-                        path = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    started = time.perf_counter()
-                    try:
-                        status = (await client.get(path)).status_code
-                    except httpx.TransportError:
-                        status = 0  # counted as a failure, not hidden: the figure prints it
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    if status != 200:
-                        failures += 1
-
-            began = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(clients)))
-            return latencies, failures, time.perf_counter() - began
-
-        for paths in phases:
-            await phase(paths[: clients * 2])  # warm-up: connections open, caches filled
-            results.append(await phase(paths))
-    return results
-
-
 def _service_env(url: str, keys: tuple[Path, Path], var_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -319,15 +272,11 @@ def read_latency(
         ]
         health = ["/healthz"] * size.requests
         labels = ("healthz", "get_by_id", "list")
-        measured = asyncio.run(_load(base, [health, by_id, lists], size.clients, token))
-        out: dict[str, Any] = {}
-        for label, (latencies, failures, elapsed) in zip(labels, measured, strict=True):
-            out[label] = {
-                "p50_ms": round(percentile(latencies, 50), 2),
-                "p99_ms": round(percentile(latencies, 99), 2),
-                "rps": round(len(latencies) / elapsed, 1),
-                "failures": failures,
-            }
+        warm = size.clients * 2
+        phases = [(get(paths[:warm]), get(paths)) for paths in (health, by_id, lists)]
+        out: dict[str, Any] = dict(
+            zip(labels, load(base, phases, size.clients, token), strict=True)
+        )
         return out
     finally:
         proc.terminate()

@@ -23,7 +23,6 @@ uvicorn, by 50 concurrent clients, p50/p99; baseline ``GET /healthz`` at the sam
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -43,7 +42,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Column, Index, MetaData, Table, func, select, text
 
-from bench._common import free_port, percentile, temporary_database
+from bench._common import Request, free_port, load, temporary_database
 from crmkit import devauth
 from crmkit.db import utcnow
 from crmkit.heap import gc_paused
@@ -338,54 +337,6 @@ def batch_on(backend: str, customers: list[Customer], tmp: Path) -> dict[str, An
 # -- (c) one assessment through the API --------------------------------------------------------
 
 
-Request = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
-
-
-async def _load(
-    base: str, phases: list[list[Request]], clients: int, token: str
-) -> list[tuple[list[float], int, float]]:
-    """Each phase's requests by ``clients`` concurrent clients over kept-alive connections
-    (opened by a warm-up first): latencies (ms), failures and seconds per phase."""
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    results: list[tuple[list[float], int, float]] = []
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=60
-    ) as client:
-
-        async def phase(requests: list[Request]) -> tuple[list[float], int, float]:
-            queue: asyncio.Queue[Request] = asyncio.Queue()
-            for r in requests:
-                queue.put_nowait(r)
-            latencies: list[float] = []
-            failures = 0
-
-            async def worker() -> None:
-                nonlocal failures
-                while True:
-                    try:
-                        method, path, body = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    started = time.perf_counter()
-                    try:
-                        status = (await client.request(method, path, json=body)).status_code
-                    except httpx.TransportError:
-                        status = 0  # counted as a failure, not hidden: the figure prints it
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    if status >= 300:
-                        failures += 1
-
-            began = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(clients)))
-            return latencies, failures, time.perf_counter() - began
-
-        for requests in phases:
-            await phase(requests[: clients * 2])  # warm-up: connections open, caches filled
-            results.append(await phase(requests[clients * 2 :]))
-    return results
-
-
 def api_latency(
     url: str, keys: tuple[Path, Path], customers: list[Customer], size: Size, var: Path
 ) -> dict[str, Any]:
@@ -439,17 +390,10 @@ def api_latency(
             for c in chosen
         ]
         health: list[Request] = [("GET", "/healthz", None)] * count
-        measured = asyncio.run(_load(base, [health, posts], size.clients, token))
-        out: dict[str, Any] = {}
-        for label, (latencies, failures, elapsed) in zip(
-            ("healthz", "assess"), measured, strict=True
-        ):
-            out[label] = {
-                "p50_ms": round(percentile(latencies, 50), 2),
-                "p99_ms": round(percentile(latencies, 99), 2),
-                "rps": round(len(latencies) / elapsed, 1),
-                "failures": failures,
-            }
+        warm = size.clients * 2
+        phases = [(health[:warm], health[warm:]), (posts[:warm], posts[warm:])]
+        figures = load(base, phases, size.clients, token)
+        out: dict[str, Any] = dict(zip(("healthz", "assess"), figures, strict=True))
         return out
     finally:
         proc.terminate()

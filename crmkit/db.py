@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    Select,
     String,
     Table,
     Text,
@@ -31,6 +32,8 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -246,6 +249,11 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
         array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
         return cast("ColumnElement[bool]", column == any_(array))
     return cast("ColumnElement[bool]", column.in_(list(values)))
+
+
+def count_rows(session: Session, query: Select[Any]) -> int:
+    """How many rows ``query`` selects (before its page is cut): the ``total`` of a list."""
+    return int(session.execute(select(func.count()).select_from(query.subquery())).scalar_one())
 
 
 def make_session_factory(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +26,7 @@ from crmkit.auth import (
     verifier_from_settings,
 )
 from crmkit.consumer import replay_dead_letter
+from crmkit.db import count_rows
 from crmkit.errors import NotFound, install_error_handlers, problem
 from crmkit.heap import freeze_startup_heap
 from crmkit.logs import configure_logging
@@ -224,7 +225,7 @@ def admin_router(service: str) -> APIRouter:
         query = select(dead)
         if pending_only:
             query = query.where(dead.c.replayed_at.is_(None))
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        total = count_rows(session, query)
         rows = session.execute(query.order_by(dead.c.id).limit(limit).offset(offset)).mappings()
         return Page[DeadLetterOut](
             items=[DeadLetterOut.model_validate(dict(r)) for r in rows],

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from services.assignment import access, service
@@ -182,6 +182,6 @@ def list_claims(
         query = query.where(Claim.status == status)
     if customer_id:
         query = query.where(Claim.customer_id == customer_id)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(query.order_by(Claim.created_at, Claim.id).limit(limit).offset(offset))
     return list(rows.all()), int(total)

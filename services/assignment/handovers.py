@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
-from crmkit.db import utcnow
+from crmkit.db import count_rows, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from services.assignment import access, events, service
@@ -177,7 +177,7 @@ def list_handovers(
         query = query.where(Handover.status == status)
     if staff_id:
         query = query.where(Handover.staff_id == staff_id)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(Handover.started_at.desc(), Handover.id).limit(limit).offset(offset)
     ).all()

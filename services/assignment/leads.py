@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.versioning import check_version
@@ -309,7 +309,7 @@ def list_areas(
         query = query.where(_subtree(LeadArea.org_unit, under))
     if kind:
         query = query.where(LeadArea.kind == kind)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = list(
         session.scalars(
             query.order_by(LeadArea.org_unit, LeadArea.name, LeadArea.id)
@@ -942,7 +942,7 @@ def list_leads(
     ):
         if value is not None:
             query = query.where(column == value)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     query = query.order_by(Lead.created_at, Lead.id).offset(offset)
     if limit is not None:
         query = query.limit(limit)

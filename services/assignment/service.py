@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.versioning import check_version
@@ -68,7 +68,7 @@ def list_org_units(
     query = select(OrgUnit)
     if under:
         query = query.where(in_subtree(OrgUnit.path, under))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(query.order_by(OrgUnit.path).limit(limit).offset(offset)).all()
     return list(rows), int(total)
 
@@ -232,7 +232,7 @@ def list_staff(
         query = query.where(Staff.status == status)
     if role:
         query = query.where(holds_role(session, role))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(query.order_by(Staff.id).limit(limit).offset(offset)).all()
     return list(rows), int(total)
 

@@ -22,13 +22,13 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from crmkit.events import Envelope
 from crmkit.outbox import EventRecorder
@@ -287,7 +287,7 @@ def list_proposals(
         query = query.where(UpgradeProposal.status == status)
     if customer_id:
         query = query.where(UpgradeProposal.customer_id == customer_id)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(UpgradeProposal.created_at, UpgradeProposal.id).limit(limit).offset(offset)
     )

@@ -18,7 +18,7 @@ from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
-from crmkit.db import utcnow
+from crmkit.db import count_rows, utcnow
 from crmkit.errors import Conflict, Forbidden, ValidationFailed
 from services.customer import access, events
 from services.customer.context import CustomerContext
@@ -81,7 +81,7 @@ def probable_duplicates(
         .having(func.count() > 1)
         .order_by(Customer.name_stem)
     )
-    total = session.execute(select(func.count()).select_from(stems.subquery())).scalar_one()
+    total = count_rows(session, stems)
     page = list(session.scalars(stems.limit(limit).offset(offset)).all())
     if not page:
         return [], total

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crmkit.auth import Caller
-from crmkit.db import utcnow
+from crmkit.db import count_rows, utcnow
 from crmkit.errors import Forbidden, NotFound, PolicyViolation
 from crmkit.identity import age_on
 from services.customer import access, events
@@ -214,7 +214,7 @@ def list_snapshots(
         query = query.where(FinancialSnapshot.business_date >= since)
     if until is not None:
         query = query.where(FinancialSnapshot.business_date <= until)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(FinancialSnapshot.business_date.desc()).limit(limit).offset(offset)
     ).all()

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import case, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.auth import Caller
 from crmkit.clock import BUSINESS_TZ, business_today
-from crmkit.db import utcnow
+from crmkit.db import count_rows, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound
 from crmkit.outbox import EventRecorder
 from crmkit.policy import load_policy_file
@@ -537,7 +537,7 @@ def list_steps(
     """The recorded steps of a limit the caller may read, in the order they happened."""
     readable_limit(session, limit_id, caller)
     query = select(CreditLimitStep).where(CreditLimitStep.credit_limit_id == limit_id)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(CreditLimitStep.at, CreditLimitStep.id).limit(limit).offset(offset)
     )

@@ -55,7 +55,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import BUSINESS_TZ, business_today
-from crmkit.db import in_subtree, one_of, utcnow
+from crmkit.db import count_rows, in_subtree, one_of, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.heap import gc_paused
 from crmkit.outbox import EventRecorder, insert_rows
@@ -353,7 +353,7 @@ def list_campaigns(
         query = query.where(RatingCampaign.year == year)
     if status is not None:
         query = query.where(RatingCampaign.status == status)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(
             RatingCampaign.year.desc(), RatingCampaign.created_at.desc(), RatingCampaign.id

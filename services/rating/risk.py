@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import case, func, select
+from sqlalchemy import case, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -44,7 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import business_today
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound
 from crmkit.outbox import recorder_of
 from crmkit.policy import load_policy_file
@@ -681,7 +681,7 @@ def list_flags(
         ).where(*_scope(caller, None))
     if status is not None:
         query = query.where(RiskFlag.status == status.value)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(RiskFlag.raised_at.desc(), RiskFlag.id).limit(limit).offset(offset)
     ).all()
@@ -721,7 +721,7 @@ def watchlist(
     )
     if level is not None:
         query = query.where(CustomerRisk.status == level.value)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     seriousness = case({name: n for n, name in enumerate(LEVELS)}, value=CustomerRisk.status)
     query = query.order_by(seriousness.desc(), CustomerRisk.since, CustomerRisk.customer_id)
     if limit is not None:

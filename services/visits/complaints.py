@@ -41,7 +41,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import BUSINESS_TZ
 from crmkit.csvout import BOM, csv_cell
-from crmkit.db import in_subtree, one_of, utcnow
+from crmkit.db import count_rows, in_subtree, one_of, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.policy import load_policy_file
@@ -600,7 +600,7 @@ def list_complaints(
     if where.late is not None:
         overdue = and_(Complaint.status != CLOSED, Complaint.step_due_at < now)
         query = query.where(overdue if where.late else ~overdue)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(Complaint.recorded_at, Complaint.id).limit(limit).offset(offset)
     )

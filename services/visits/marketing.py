@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import recorder_of
 from services.visits import events, followups
@@ -165,7 +165,7 @@ def list_events(
         query = query.where(MarketingEvent.held_on >= date_from)
     if date_to is not None:
         query = query.where(MarketingEvent.held_on <= date_to)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(MarketingEvent.held_on.desc(), MarketingEvent.id).limit(limit).offset(offset)
     )

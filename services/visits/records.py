@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, aliased
 from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import BUSINESS_TZ, business_today
 from crmkit.csvout import BOM, csv_cell
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, PolicyViolation, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.policy import load_policy_file
@@ -433,7 +433,7 @@ def list_visits(
     if org_unit is not None:
         query = query.where(in_subtree(Visit.org_unit, org_unit))
     query = query.where(*_period(Visit.visited_at, start, end))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.execute(
         query.order_by(Visit.visited_at.desc(), Visit.id).limit(limit).offset(offset)
     ).all()
@@ -532,7 +532,7 @@ def list_plans(
     if planned_by is not None:
         query = query.where(VisitPlan.created_by == planned_by)
     query = query.where(*_period(VisitPlan.planned_at, start, end))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     plans = session.scalars(
         query.order_by(VisitPlan.planned_at, VisitPlan.id).limit(limit).offset(offset)
     )
@@ -653,7 +653,7 @@ def list_service_plans(
         query = query.where(ServicePlan.customer_id == customer_id)
     if year is not None:
         query = query.where(ServicePlan.year == year)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     plans = session.scalars(
         query.order_by(ServicePlan.year.desc(), ServicePlan.customer_id).limit(limit).offset(offset)
     )
@@ -913,7 +913,7 @@ def list_enquiries(
         query = query.where(Enquiry.answered_at.is_not(None))
     if late is not None:
         query = query.where(_late_sql(today) if late else ~_late_sql(today))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(Enquiry.due_on, Enquiry.received_at, Enquiry.id).limit(limit).offset(offset)
     )
@@ -1025,7 +1025,7 @@ def list_appointments(
     if staff_id is not None:
         query = query.where(Appointment.staff_id == staff_id)
     query = query.where(*_period(Appointment.starts_at, start, end))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(Appointment.starts_at, Appointment.id).limit(limit).offset(offset)
     )

@@ -34,7 +34,7 @@ from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import business_today
 from crmkit.crypto import FieldCipher
 from crmkit.csvout import BOM, csv_cell
-from crmkit.db import in_subtree, utcnow
+from crmkit.db import count_rows, in_subtree, utcnow
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.identity import mask_phone, mask_resident_id, normalize_mobile, validate_resident_id
 from crmkit.outbox import recorder_of
@@ -392,7 +392,7 @@ def list_leads(
         query = query.where(TellerLead.identified_on >= date_from)
     if date_to is not None:
         query = query.where(TellerLead.identified_on <= date_to)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     query = query.order_by(
         TellerLead.identified_on.desc(), TellerLead.created_at.desc(), TellerLead.id
     ).offset(offset)

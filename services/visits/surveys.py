@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from crmkit.auth import ROLE_ADMIN, Caller
 from crmkit.clock import BUSINESS_TZ
-from crmkit.db import in_subtree
+from crmkit.db import count_rows, in_subtree
 from crmkit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from crmkit.outbox import EventRecorder
 from crmkit.policy import load_policy_file
@@ -313,7 +313,7 @@ def list_surveys(
         query = query.where(in_subtree(Survey.org_unit, caller.org_unit))
     if org_unit:
         query = query.where(in_subtree(Survey.org_unit, org_unit))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = count_rows(session, query)
     rows = session.scalars(
         query.order_by(Survey.started_at.desc(), Survey.id).limit(limit).offset(offset)
     )
